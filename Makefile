@@ -1,0 +1,51 @@
+# The two commands a new user needs: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+export PATH := $(HOME)/.local/bin:$(PATH)
+ELT := .venv/bin/elt
+YEARS ?= 1
+
+.PHONY: help setup demo test test-unit test-integration lint format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+setup:  ## install uv if missing, then the locked environment (.venv)
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv \
+		|| python3 -m pip install --quiet uv
+	@uv sync --frozen
+
+demo: setup  ## start the warehouse, make demo sources, run the whole pipeline on them
+	$(ELT) up
+	$(ELT) demo-data --years $(YEARS)
+	$(ELT) run jaffle_daily
+	@echo
+	@echo "Done. Look at the published marts:  eval \"\$$($(ELT) env)\" && psql -c 'select * from analytics.customers limit 5'"
+	@echo "Stop the warehouse with: $(ELT) down"
+
+lint: setup  ## ruff (format + check) and sqlfluff (dbt templater)
+	.venv/bin/ruff format --check .
+	.venv/bin/ruff check .
+	@# the dbt templater compiles models, so it needs a warehouse: use the test one
+	ELT_HOME=$(CURDIR)/.elt/test bash -c 'eval "$$(.venv/bin/elt env)" && .venv/bin/sqlfluff lint dbt_project' 
+
+format: setup  ## apply ruff formatting and sqlfluff fixes
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+test: setup lint  ## the full suite: lint, unit and integration tests (what CI runs)
+	.venv/bin/pytest -q tests
+
+test-unit: setup  ## fast tests, no services
+	.venv/bin/pytest -q tests/unit
+
+test-integration: setup  ## tests on the embedded PostgreSQL and local servers
+	.venv/bin/pytest -q tests/integration
+
+clean:  ## stop local services and delete .elt/ and build output
+	-@test -x $(ELT) && $(ELT) demo-api stop >/dev/null 2>&1 || true
+	-@test -x $(ELT) && $(ELT) down >/dev/null 2>&1 || true
+	-@test -x $(ELT) && ELT_HOME=$(CURDIR)/.elt/test $(ELT) down >/dev/null 2>&1 || true
+	rm -rf .elt dbt_project/target dbt_project/logs .pytest_cache .ruff_cache

@@ -1,0 +1,314 @@
+"""The `elt` command: warehouse, demo sources, config checks, ingestion and pipeline runs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from elt import paths, settings
+from elt.redact import redact
+
+app = typer.Typer(
+    help="dbt-centred ELT: dlt ingestion, dbt write-audit-publish, quality gate, orchestration.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+demo_api_app = typer.Typer(help="The local tweets REST API used by the demo.", no_args_is_help=True)
+app.add_typer(demo_api_app, name="demo-api")
+
+console = Console()
+err = Console(stderr=True)
+_state = {"verbose": False}
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {redact(message)}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.callback()
+def main_options(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logs, tracebacks.")
+    ] = False,
+) -> None:
+    """Global options."""
+    _state["verbose"] = verbose
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
+    settings.load_local_env()
+
+
+# -- warehouse ----------------------------------------------------------------------------
+
+
+@app.command()
+def up() -> None:
+    """Start the embedded warehouse (no-op when ELT_WAREHOUSE_URL is set or it already runs)."""
+    if settings.is_external():
+        console.print(f"external warehouse: {settings.warehouse(start=False).display_url()}")
+        return
+    with console.status("starting the embedded PostgreSQL…"):
+        conn = settings.warehouse()
+    console.print(f"[green]warehouse up[/] {conn.display_url()}")
+
+
+@app.command()
+def down(
+    purge: Annotated[bool, typer.Option(help="Also delete the warehouse's data.")] = False,
+) -> None:
+    """Stop the embedded warehouse."""
+    from elt import warehouse
+
+    if settings.is_external():
+        console.print("ELT_WAREHOUSE_URL is set: nothing local to stop")
+        return
+    if purge:
+        warehouse.destroy()
+        console.print("warehouse stopped and its data deleted")
+        return
+    console.print("warehouse stopped" if warehouse.stop() else "warehouse was not running")
+
+
+@app.command()
+def status() -> None:
+    """Show whether the warehouse runs, and where (the password is never shown)."""
+    from elt import warehouse
+
+    if settings.is_external():
+        console.print(f"external warehouse: {settings.warehouse(start=False).display_url()}")
+        return
+    state = warehouse.status()
+    table = Table(show_header=False, box=None)
+    table.add_row("running", "[green]yes[/]" if state.running else "[red]no[/]")
+    table.add_row("url", state.url or "-")
+    table.add_row("pid", str(state.pid or "-"))
+    table.add_row("data", str(state.data_dir))
+    console.print(table)
+    if not state.running:
+        raise typer.Exit(3)
+
+
+@app.command()
+def env() -> None:
+    """Print `export` lines for psql, dbt and the orchestrators: eval "$(elt env)"."""
+    values = settings.tool_env()
+    values.pop("DBT_ENV_SECRET_PGPASSWORD")  # psql and dbt read the password from PGPASSFILE
+    for key, value in sorted(values.items()):
+        print(f"export {key}={_shell_quote(value)}")
+
+
+def _shell_quote(value: str) -> str:
+    import shlex
+
+    return shlex.quote(value)
+
+
+# -- configuration ------------------------------------------------------------------------
+
+
+@app.command("validate-config")
+def validate_config(
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Config file.")] = None,
+    check_env: Annotated[
+        bool, typer.Option(help="Also require every env:NAME the pipelines use to be set.")
+    ] = True,
+) -> None:
+    """Check pipelines.yml and report every problem at once (file:line: key: message)."""
+    from elt.config import validate_file
+
+    problems = validate_file(file, check_env=check_env)
+    if not problems:
+        console.print(f"[green]ok[/] {file or paths.config_file()}")
+        return
+    for problem in problems:
+        err.print(f"[red]✗[/] {redact(str(problem))}", highlight=False)
+    err.print(f"{len(problems)} problem(s) found")
+    raise typer.Exit(2)
+
+
+def _load_config():
+    from elt.config import ConfigError, load
+
+    try:
+        return load(check_env=False)
+    except ConfigError as exc:
+        raise _fail(f"{exc}\nRun `elt validate-config` for details.", 2) from None
+
+
+# -- demo ---------------------------------------------------------------------------------
+
+
+@app.command("demo-data")
+def demo_data(
+    years: Annotated[float, typer.Option(help="Years of jaffle-shop history to generate.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 42,
+    force: Annotated[bool, typer.Option(help="Regenerate even if data exists.")] = False,
+    start_api: Annotated[bool, typer.Option(help="Start the tweets API afterwards.")] = True,
+) -> None:
+    """Generate jaffle-shop data and lay it out as three sources: shop DB, tweets API, files."""
+    from elt import demo
+
+    with console.status(f"generating {years:g} year(s) of jaffle-shop data…"):
+        summary = demo.prepare(years=years, seed=seed, force=force)
+    table = Table(title="demo sources")
+    table.add_column("source")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in summary.shop_rows.items():
+        table.add_row("shop (PostgreSQL)", name, f"{count:,}")
+    table.add_row("social (REST API)", "tweets", f"{summary.csv_rows.get('tweets', 0):,}")
+    table.add_row("landing (files)", "supplies", f"{summary.csv_rows.get('supplies', 0):,}")
+    console.print(table)
+    if start_api:
+        pid = demo.start_api()
+        console.print(f"tweets API on {summary.api_url} (pid {pid})")
+    console.print("source settings written to .elt/env (mode 0600)")
+
+
+@demo_api_app.command("start")
+def demo_api_start() -> None:
+    """Start the tweets API in the background."""
+    from elt import demo
+
+    console.print(f"tweets API running (pid {demo.start_api()})")
+
+
+@demo_api_app.command("stop")
+def demo_api_stop() -> None:
+    """Stop the tweets API."""
+    from elt import demo
+
+    console.print("tweets API stopped" if demo.stop_api() else "tweets API was not running")
+
+
+# -- ingestion and runs -------------------------------------------------------------------
+
+
+def _loads_table(rows: dict[str, int], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in sorted(rows.items()):
+        table.add_row(name, f"{count:,}")
+    return table
+
+
+@app.command()
+def ingest(
+    sources: Annotated[list[str] | None, typer.Argument(help="Sources (default: all).")] = None,
+    full_refresh: Annotated[bool, typer.Option(help="Reload everything from scratch.")] = False,
+) -> None:
+    """Load sources into the warehouse (raw_<source>) with dlt."""
+    from ingestion.runner import ingest as run_ingest
+
+    config = _load_config()
+    names = sources or list(config.sources)
+    unknown = [name for name in names if name not in config.sources]
+    if unknown:
+        raise _fail(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(config.sources)}")
+    url = settings.warehouse_url()
+    rows: dict[str, int] = {}
+    for name in names:
+        with console.status(f"ingesting {name}…"):
+            result = run_ingest(
+                config.sources[name], full_refresh=full_refresh, destination_url=url
+            )
+        rows.update({f"{result.dataset}.{table}": count for table, count in result.rows.items()})
+        console.print(
+            f"[green]✓[/] {name}: {sum(result.rows.values()):,} rows in {result.duration_s:.1f} s"
+        )
+    console.print(_loads_table(rows, "rows loaded"))
+
+
+@app.command()
+def build(
+    select: Annotated[
+        list[str] | None, typer.Option("--select", "-s", help="dbt selection.")
+    ] = None,
+    publish_marts: Annotated[
+        bool, typer.Option("--publish/--no-publish", help="Publish when every test passed.")
+    ] = True,
+) -> None:
+    """dbt build into the audit schema; publish the marts only when every test passed."""
+    from elt import dbt, publish
+
+    with console.status("dbt build…"):
+        outcome = dbt.invoke("build", dbt.selection_args(select or []))
+    console.print(
+        f"models {outcome.count('model', 'success')}, tests passed {outcome.count('test', 'pass')},"
+        f" warned {len(outcome.warned)}, failed {len(outcome.failed)}"
+    )
+    if not outcome.success:
+        details = "\n".join(f"  {r.unique_id}: {r.message or r.status}" for r in outcome.failed)
+        raise _fail(f"dbt build failed; nothing was published\n{details or outcome.error}")
+    if publish_marts:
+        result = publish.publish()
+        console.print(f"[green]published[/] {len(result.tables)} marts to {result.schema}")
+
+
+@app.command()
+def run(
+    pipeline: Annotated[str, typer.Argument(help="Pipeline name from pipelines.yml.")],
+    full_refresh: Annotated[bool, typer.Option(help="Reload and rebuild from scratch.")] = False,
+) -> None:
+    """Run a pipeline end to end, in-process: ingest → dbt build → gate → publish → notify."""
+    from elt.runner import run_pipeline
+
+    config = _load_config()
+    if pipeline not in config.pipelines:
+        raise _fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
+    started = time.monotonic()
+
+    def show(event: str, step, record) -> None:
+        if event == "start":
+            console.print(f"[cyan]→[/] {step.id}")
+        elif record.status == "succeeded":
+            console.print(f"[green]✓[/] {step.id} ({record.duration_s:.1f} s)")
+        else:
+            console.print(f"[red]✗[/] {step.id}: {redact(str(record.detail.get('error', '')))}")
+
+    result = run_pipeline(config, pipeline, full_refresh=full_refresh, listener=show)
+    _print_summary(result, time.monotonic() - started)
+    if result.status != "succeeded":
+        raise _fail(f"run {result.run_id} failed: {result.error}")
+
+
+def _print_summary(result, wall_s: float) -> None:
+    report = result.report()
+    console.print(_loads_table(report.rows, f"rows loaded — run {result.run_id}"))
+    console.print(
+        f"models built: {report.models_built}, tests passed: {report.tests_passed}, "
+        f"warnings: {len(report.warnings)}, failed: {len(report.failed_checks)}"
+    )
+    if result.published:
+        console.print(f"published: {', '.join(sorted(result.published))}")
+    color = "green" if result.status == "succeeded" else "red"
+    console.print(f"[{color}]{result.status}[/] in {wall_s:.1f} s")
+
+
+def main() -> None:
+    """Entry point: run the app, turning expected failures into one clear line."""
+    try:
+        app()
+    except (typer.Exit, SystemExit):
+        raise
+    except Exception as exc:  # the last resort: print one clear line, never a secret
+        if _state["verbose"]:
+            err.print_exception()
+        message = redact(f"{type(exc).__name__}: {exc}")
+        err.print(f"[bold red]error:[/] {message}", highlight=False)
+        if not _state["verbose"]:
+            err.print("(run with --verbose for the traceback)")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Publish: copy the audited marts to the reader schema in one transaction.
+
+dbt builds and tests the marts in the audit schema; only when the quality gate passed does
+this module swap a fresh copy of them into the published schema. PostgreSQL DDL is
+transactional, so a reader sees either the previous marts or the new ones, never a mix,
+and a failure anywhere leaves the published schema untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg2 import sql
+
+from elt import runs, settings
+
+READER_ROLE = "elt_reader"
+
+
+@dataclass
+class PublishResult:
+    """What publish swapped in."""
+
+    schema: str
+    tables: dict[str, int]  # table → rows
+
+
+def _mart_tables(cur, schema: str) -> list[str]:
+    cur.execute(
+        "select table_name from information_schema.tables"
+        " where table_schema = %s and table_type = 'BASE TABLE' order by table_name",
+        (schema,),
+    )
+    return [row[0] for row in cur.fetchall()]
+
+
+def _grant_readers(cur, schema: str) -> None:
+    cur.execute("select 1 from pg_roles where rolname = %s", (READER_ROLE,))
+    if cur.fetchone() is None:
+        return
+    target = sql.Identifier(schema)
+    role = sql.Identifier(READER_ROLE)
+    cur.execute(sql.SQL("grant usage on schema {} to {}").format(target, role))
+    cur.execute(sql.SQL("grant select on all tables in schema {} to {}").format(target, role))
+
+
+def publish(url: str | None = None, *, audit: str | None = None, published: str | None = None):
+    """Swap the audit schema's tables into the published schema atomically."""
+    url = url or settings.warehouse_url()
+    audit = audit or settings.dbt_schema()
+    published = published or settings.published_schema()
+    staging = f"{published}__next"
+    rows: dict[str, int] = {}
+    with runs.connect(url) as conn, conn.cursor() as cur:
+        tables = _mart_tables(cur, audit)
+        if not tables:
+            raise RuntimeError(
+                f"nothing to publish: schema {audit!r} has no tables. Run the dbt build first."
+            )
+        cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(staging)))
+        cur.execute(sql.SQL("create schema {}").format(sql.Identifier(staging)))
+        for table in tables:
+            source = sql.Identifier(audit, table)
+            target = sql.Identifier(staging, table)
+            cur.execute(sql.SQL("create table {} (like {} including all)").format(target, source))
+            cur.execute(sql.SQL("insert into {} select * from {}").format(target, source))
+            rows[table] = cur.rowcount
+        cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(published)))
+        cur.execute(
+            sql.SQL("alter schema {} rename to {}").format(
+                sql.Identifier(staging), sql.Identifier(published)
+            )
+        )
+        _grant_readers(cur, published)
+    return PublishResult(schema=published, tables=rows)

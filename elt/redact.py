@@ -1,0 +1,36 @@
+"""Scrub secret values from text before it is printed or stored.
+
+Error messages are written not to contain secrets, but a library's exception text can
+(a driver echoing a URL, say). Everything the CLI prints on failure goes through here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+_SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|TOKEN|SECRET|API_KEY|_KEY$|CREDENTIALS)")
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@\s]+)@")
+
+
+def secret_values() -> list[str]:
+    """Values of environment variables whose names look secret (longest first)."""
+    values = {
+        value
+        for name, value in os.environ.items()
+        if _SECRET_NAME.search(name.upper()) and len(value) >= 6
+    }
+    from elt import warehouse
+
+    password = warehouse.stored_password()
+    if password:
+        values.add(password)
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """``text`` with URL passwords and known secret values replaced by ``***``."""
+    text = _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
+    for value in secret_values():
+        text = text.replace(value, "***")
+    return text

@@ -1,0 +1,247 @@
+"""Run metadata in the warehouse schema ``elt_meta``: runs, steps, loads, dbt results.
+
+The schema is created by versioned migrations (``MIGRATIONS``), applied in order under an
+advisory lock and recorded in ``elt_meta.schema_version``; later features add a migration
+instead of scattering ``CREATE TABLE IF NOT EXISTS``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg2
+import psycopg2.extras
+
+SCHEMA = "elt_meta"
+_MIGRATION_LOCK = 0x656C74  # any constant shared by every process migrating this schema
+
+MIGRATIONS: list[str] = [
+    # 1: runs, steps, loads, dbt results
+    """
+    create table elt_meta.runs (
+        run_id text primary key,
+        pipeline text not null,
+        orchestrator text not null,
+        status text not null,
+        started_at timestamptz not null,
+        finished_at timestamptz,
+        duration_s double precision,
+        error text
+    );
+    create table elt_meta.steps (
+        run_id text not null references elt_meta.runs (run_id) on delete cascade,
+        step_id text not null,
+        kind text not null,
+        status text not null,
+        started_at timestamptz not null,
+        finished_at timestamptz,
+        duration_s double precision,
+        rows bigint,
+        peak_rss_mb double precision,
+        cpu_s double precision,
+        detail jsonb,
+        primary key (run_id, step_id)
+    );
+    create table elt_meta.loads (
+        run_id text not null,
+        load_id text not null,
+        source text not null,
+        table_name text not null,
+        rows bigint not null,
+        duration_s double precision,
+        status text not null,
+        loaded_at timestamptz not null default now(),
+        primary key (run_id, source, table_name, load_id)
+    );
+    create table elt_meta.dbt_results (
+        run_id text not null,
+        unique_id text not null,
+        resource_type text not null,
+        status text not null,
+        execution_time_s double precision,
+        rows_affected bigint,
+        failures bigint,
+        message text,
+        primary key (run_id, unique_id)
+    );
+    """,
+]
+
+
+def new_run_id(pipeline: str) -> str:
+    """A sortable, unique run id: ``<pipeline>-<utc timestamp>-<random>``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{pipeline}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+@contextmanager
+def connect(url: str) -> Iterator[psycopg2.extensions.connection]:
+    """A psycopg2 connection that commits on success and always closes."""
+    conn = psycopg2.connect(url, connect_timeout=10)
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
+
+
+def migrate(url: str) -> int:
+    """Apply pending migrations; returns the schema version now in place."""
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute("select pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        cur.execute(f"create schema if not exists {SCHEMA}")
+        cur.execute(
+            f"create table if not exists {SCHEMA}.schema_version ("
+            " version int primary key, applied_at timestamptz not null default now())"
+        )
+        cur.execute(f"select coalesce(max(version), 0) from {SCHEMA}.schema_version")
+        current = cur.fetchone()[0]
+        for version, ddl in enumerate(MIGRATIONS, start=1):
+            if version > current:
+                cur.execute(ddl)
+                cur.execute(
+                    f"insert into {SCHEMA}.schema_version (version) values (%s)", (version,)
+                )
+        return len(MIGRATIONS)
+
+
+@dataclass
+class LoadRecord:
+    """One table loaded by one dlt load."""
+
+    source: str
+    table: str
+    rows: int
+    load_id: str
+    duration_s: float
+    status: str = "succeeded"
+
+
+@dataclass
+class StepRecord:
+    """One step of a run, as recorded in ``elt_meta.steps``."""
+
+    step_id: str
+    kind: str
+    status: str
+    started_at: datetime
+    finished_at: datetime
+    rows: int | None = None
+    peak_rss_mb: float | None = None
+    cpu_s: float | None = None
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        """Wall time of the step."""
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass
+class DbtResultRecord:
+    """One dbt node result."""
+
+    unique_id: str
+    resource_type: str
+    status: str
+    execution_time_s: float
+    rows_affected: int | None = None
+    failures: int | None = None
+    message: str | None = None
+
+
+def start_run(url: str, run_id: str, pipeline: str, orchestrator: str) -> None:
+    """Insert a run in status ``running``."""
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"insert into {SCHEMA}.runs (run_id, pipeline, orchestrator, status, started_at)"
+            " values (%s, %s, %s, 'running', now())",
+            (run_id, pipeline, orchestrator),
+        )
+
+
+def finish_run(url: str, run_id: str, status: str, error: str | None = None) -> None:
+    """Close a run with its final status and duration."""
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"update {SCHEMA}.runs set status = %s, error = %s, finished_at = now(),"
+            " duration_s = extract(epoch from now() - started_at) where run_id = %s",
+            (status, error, run_id),
+        )
+
+
+def record_step(url: str, run_id: str, step: StepRecord) -> None:
+    """Insert or replace one step's record (a retried step overwrites its last attempt)."""
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"insert into {SCHEMA}.steps (run_id, step_id, kind, status, started_at, finished_at,"
+            " duration_s, rows, peak_rss_mb, cpu_s, detail)"
+            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " on conflict (run_id, step_id) do update set status = excluded.status,"
+            " started_at = excluded.started_at, finished_at = excluded.finished_at,"
+            " duration_s = excluded.duration_s, rows = excluded.rows,"
+            " peak_rss_mb = excluded.peak_rss_mb, cpu_s = excluded.cpu_s, detail = excluded.detail",
+            (
+                run_id,
+                step.step_id,
+                step.kind,
+                step.status,
+                step.started_at,
+                step.finished_at,
+                step.duration_s,
+                step.rows,
+                step.peak_rss_mb,
+                step.cpu_s,
+                json.dumps(step.detail, default=str),
+            ),
+        )
+
+
+def record_loads(url: str, run_id: str, loads: Iterable[LoadRecord]) -> None:
+    """Record the tables a source's loads wrote (idempotent per run, source, table, load)."""
+    rows = [(run_id, r.load_id, r.source, r.table, r.rows, r.duration_s, r.status) for r in loads]
+    if not rows:
+        return
+    with connect(url) as conn, conn.cursor() as cur:
+        psycopg2.extras.execute_values(
+            cur,
+            f"insert into {SCHEMA}.loads (run_id, load_id, source, table_name, rows, duration_s,"
+            " status) values %s on conflict (run_id, source, table_name, load_id) do update"
+            " set rows = excluded.rows, status = excluded.status",
+            rows,
+        )
+
+
+def record_dbt_results(url: str, run_id: str, results: Iterable[DbtResultRecord]) -> None:
+    """Record dbt node results for a run (a rerun of a node replaces its row)."""
+    rows = [
+        (
+            run_id,
+            r.unique_id,
+            r.resource_type,
+            r.status,
+            r.execution_time_s,
+            r.rows_affected,
+            r.failures,
+            r.message,
+        )
+        for r in results
+    ]
+    if not rows:
+        return
+    with connect(url) as conn, conn.cursor() as cur:
+        psycopg2.extras.execute_values(
+            cur,
+            f"insert into {SCHEMA}.dbt_results (run_id, unique_id, resource_type, status,"
+            " execution_time_s, rows_affected, failures, message) values %s"
+            " on conflict (run_id, unique_id) do update set status = excluded.status,"
+            " execution_time_s = excluded.execution_time_s,"
+            " rows_affected = excluded.rows_affected, failures = excluded.failures,"
+            " message = excluded.message",
+            rows,
+        )

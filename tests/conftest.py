@@ -1,0 +1,62 @@
+"""Session fixtures shared by every test: an isolated state folder and a real PostgreSQL.
+
+Tests never touch the developer's `.elt/`: the session uses `.elt/test/` (``ELT_HOME``),
+with its own embedded warehouse, stopped by PID at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+
+from elt import paths
+
+os.environ.setdefault("ELT_HOME", str(paths.project_root() / ".elt" / "test"))
+# tests always use their own embedded warehouse, never an external one from the shell
+os.environ.pop("ELT_WAREHOUSE_URL", None)
+
+
+@dataclass
+class PgServer:
+    """The test session's PostgreSQL server (superuser credentials)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    def url(self, database: str | None = None, driver: str = "postgresql") -> str:
+        """URL of ``database`` (default: the warehouse database) with credentials."""
+        return self._conn().url(database, driver=driver)
+
+    def _conn(self):
+        from elt.settings import Connection
+
+        return Connection(self.host, self.port, self.user, self.password, self.database)
+
+    def create_database(self, name: str) -> str:
+        """Drop and recreate ``name`` on the server; returns its URL."""
+        import psycopg2
+
+        admin = psycopg2.connect(self.url("postgres"))
+        admin.autocommit = True
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f'drop database if exists "{name}" with (force)')
+                cur.execute(f'create database "{name}"')
+        finally:
+            admin.close()
+        return self.url(name)
+
+
+@pytest.fixture(scope="session")
+def pg() -> PgServer:
+    """A running PostgreSQL for the whole session (the embedded warehouse in .elt/test)."""
+    from elt import warehouse
+
+    conn = warehouse.ensure_running()
+    yield PgServer(conn.host, conn.port, conn.user, conn.password, conn.database)
+    warehouse.stop()
