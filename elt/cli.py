@@ -99,8 +99,13 @@ def status() -> None:
 @app.command()
 def env() -> None:
     """Print `export` lines for psql, dbt and the orchestrators: eval "$(elt env)"."""
-    values = settings.tool_env()
+    conn = settings.warehouse()
+    values = settings.tool_env(conn)
     values.pop("DBT_ENV_SECRET_PGPASSWORD")  # psql and dbt read the password from PGPASSFILE
+    # a libpq URL without the password: psql "$ELT_WAREHOUSE_DSN" finds it in PGPASSFILE
+    values["ELT_WAREHOUSE_DSN"] = (
+        f"postgresql://{conn.user}@{conn.host}:{conn.port}/{conn.database}"
+    )
     for key, value in sorted(values.items()):
         print(f"export {key}={_shell_quote(value)}")
 

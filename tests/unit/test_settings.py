@@ -1,0 +1,76 @@
+"""Connection settings: URL parsing, masking, the tool environment, the local env file."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from elt import settings
+from elt.redact import redact
+
+
+def test_parse_url_and_mask():
+    conn = settings.parse_url("postgresql://loader:s%40cret@db.internal:6543/wh")
+    assert (conn.host, conn.port, conn.user, conn.password, conn.database) == (
+        "db.internal",
+        6543,
+        "loader",
+        "s@cret",
+        "wh",
+    )
+    assert conn.display_url() == "postgresql://loader:***@db.internal:6543/wh"
+    assert conn.url("other", driver="postgresql+psycopg2").endswith("@db.internal:6543/other")
+    assert "s%40cret" in conn.url()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://u:p@h/db", "must be a postgresql:// URL"),
+        ("postgresql://u@h/db", "has no password"),
+        ("postgresql://u:p@h/", "has no database"),
+    ],
+)
+def test_parse_url_errors_name_what_is_missing(url, message):
+    with pytest.raises(settings.WarehouseUrlError, match=message) as info:
+        settings.parse_url(url)
+    assert "ELT_WAREHOUSE_URL" in str(info.value)
+
+
+def test_tool_env_puts_every_home_under_state_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ELT_HOME", str(tmp_path))
+    conn = settings.parse_url("postgresql://u:pw-123456@127.0.0.1:5999/wh")
+    env = settings.tool_env(conn)
+    for key in ("AIRFLOW_HOME", "PREFECT_HOME", "DLT_DATA_DIR", "AIRFLOW__COSMOS__CACHE_DIR"):
+        assert env[key].startswith(str(tmp_path))
+    assert env["PGPORT"] == "5999" and env["DBT_ENV_SECRET_PGPASSWORD"] == "pw-123456"
+    assert env["RUNTIME__DLTHUB_TELEMETRY"] == "false"
+    pgpass = tmp_path / "pgpass"
+    assert pgpass.read_text() == "127.0.0.1:5999:*:u:pw-123456\n"
+    assert stat.S_IMODE(pgpass.stat().st_mode) == 0o600
+
+
+def test_local_env_file_never_overrides_the_real_environment(tmp_path, monkeypatch):
+    path = settings.write_local_env(
+        {"SHOP_DB_URL": "postgresql://a:b@h/shop", "X_ONE": "1"}, tmp_path / "env"
+    )
+    settings.write_local_env({"X_TWO": "2"}, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    monkeypatch.setenv("X_ONE", "from-shell")
+    monkeypatch.delenv("X_TWO", raising=False)
+    monkeypatch.delenv("SHOP_DB_URL", raising=False)
+    settings.load_local_env(path)
+    import os
+
+    assert os.environ["X_ONE"] == "from-shell"
+    assert os.environ["X_TWO"] == "2"
+    assert os.environ["SHOP_DB_URL"] == "postgresql://a:b@h/shop"
+
+
+def test_redact_hides_url_passwords_and_secret_env_values(monkeypatch):
+    monkeypatch.setenv("SOCIAL_API_TOKEN", "tok-abcdef-123")
+    text = "failed: postgresql://shop_app:hunter22@127.0.0.1/shop with token tok-abcdef-123"
+    cleaned = redact(text)
+    assert "hunter22" not in cleaned and "tok-abcdef-123" not in cleaned
+    assert "postgresql://shop_app:***@127.0.0.1/shop" in cleaned
