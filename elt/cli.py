@@ -25,7 +25,7 @@ demo_api_app = typer.Typer(help="The local tweets REST API used by the demo.", n
 app.add_typer(demo_api_app, name="demo-api")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 _state = {"verbose": False}
 
 

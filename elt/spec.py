@@ -81,12 +81,14 @@ def plan(config: ProjectConfig, pipeline: Pipeline | str) -> Plan:
 
     def add(step_id: str, kind: StepKind, **extra) -> None:
         nonlocal previous
+        # a failed check is a fact about the data, not a transient error: never retried
+        retries = 0 if kind == "quality" else pipe.retries.count
         steps.append(
             Step(
                 id=step_id,
                 kind=kind,
                 depends_on=previous,
-                retries=pipe.retries.count,
+                retries=retries,
                 retry_delay=pipe.retries.delay,
                 timeout=timeout,
                 **extra,

@@ -1,0 +1,158 @@
+"""What each kind of plan step does, callable from `elt run`, Airflow tasks or Prefect tasks.
+
+A :class:`StepRunner` holds one run's context (config, pipeline, run id, warehouse URL) and
+accumulates what the steps produced in a :class:`RunResult`. Every step records its own
+output in ``elt_meta`` so that steps run in different processes (orchestrator tasks) still
+add up to one run: the quality gate, for instance, reads the run's dbt results from there.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from elt import dbt, notify, publish, runs
+from elt.config import Pipeline, ProjectConfig
+from elt.spec import Step
+
+_FAILED_DBT_STATUSES = ("error", "fail", "skipped", "runtime error")
+
+
+class StepError(RuntimeError):
+    """A step failed; the message says which and why."""
+
+
+@dataclass
+class RunResult:
+    """What one run did."""
+
+    run_id: str
+    pipeline: str
+    status: str = "running"
+    started: float = field(default_factory=time.monotonic)
+    duration_s: float = 0.0
+    steps: list[runs.StepRecord] = field(default_factory=list)
+    loads: list[runs.LoadRecord] = field(default_factory=list)
+    dbt: dbt.DbtOutcome | None = None
+    published: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    def report(self) -> notify.RunReport:
+        """The notification/summary view of this run."""
+        rows: dict[str, int] = {}
+        for load in self.loads:
+            key = f"{load.source}.{load.table}"
+            rows[key] = rows.get(key, 0) + load.rows
+        outcome = self.dbt
+
+        def describe(records) -> list[str]:
+            return [f"{r.unique_id}: {r.message or r.status}" for r in records]
+
+        return notify.RunReport(
+            pipeline=self.pipeline,
+            run_id=self.run_id,
+            status=self.status,
+            duration_s=self.duration_s,
+            rows=rows,
+            models_built=outcome.count("model", "success") if outcome else 0,
+            tests_passed=outcome.count("test", "pass") if outcome else 0,
+            failed_checks=describe(outcome.failed) if outcome else [],
+            warnings=describe(outcome.warned) if outcome else [],
+            error=self.error,
+        )
+
+
+class StepRunner:
+    """Runs the steps of one run of one pipeline; ``run(step)`` dispatches on its kind."""
+
+    def __init__(
+        self,
+        config: ProjectConfig,
+        pipe: Pipeline,
+        result: RunResult,
+        url: str,
+        *,
+        full_refresh: bool = False,
+        data_interval: tuple[datetime, datetime] | None = None,
+    ):
+        self.config, self.pipe, self.result, self.url = config, pipe, result, url
+        self.full_refresh = full_refresh
+        self.data_interval = data_interval
+
+    def run(self, step: Step) -> tuple[int | None, dict]:
+        """Run ``step``; returns (rows it handled, detail for elt_meta.steps)."""
+        return getattr(self, step.kind)(step)
+
+    def ingest(self, step: Step) -> tuple[int, dict]:
+        """Load one source with dlt and record its loads."""
+        from ingestion.runner import ingest
+
+        source = self.config.sources[step.source]
+        outcome = ingest(
+            source,
+            full_refresh=self.full_refresh,
+            destination_url=self.url,
+            data_interval=self.data_interval,
+        )
+        load_id = outcome.load_ids[-1] if outcome.load_ids else ""
+        per_table = outcome.duration_s / max(len(outcome.rows), 1)
+        loads = [
+            runs.LoadRecord(step.source, table, count, load_id, per_table, outcome.status)
+            for table, count in outcome.rows.items()
+        ]
+        runs.record_loads(self.url, self.result.run_id, loads)
+        self.result.loads += loads
+        return sum(outcome.rows.values()), {"load_ids": outcome.load_ids, "rows": outcome.rows}
+
+    def transform(self, step: Step) -> tuple[int, dict]:
+        """``dbt build`` the pipeline's selection into the audit schema."""
+        spec = self.pipe.dbt
+        args = [*dbt.selection_args(spec.select, spec.exclude), "--threads", str(spec.threads)]
+        if spec.full_refresh or self.full_refresh:
+            args.append("--full-refresh")
+        outcome = dbt.invoke("build", args)
+        self.result.dbt = outcome
+        runs.record_dbt_results(self.url, self.result.run_id, outcome.results)
+        if outcome.error and not outcome.results:
+            raise StepError(f"dbt build could not run: {outcome.error}")
+        built = outcome.count("model", "success")
+        return built, {"models": built, "tests": outcome.count("test")}
+
+    def quality(self, step: Step) -> tuple[int, dict]:
+        """The gate: closed when any dbt node of this run failed or was skipped."""
+        with runs.connect(self.url) as conn, conn.cursor() as cur:
+            cur.execute(
+                f"select unique_id, coalesce(message, status) from {runs.SCHEMA}.dbt_results"
+                " where run_id = %s and status = any(%s) order by unique_id",
+                (self.result.run_id, list(_FAILED_DBT_STATUSES)),
+            )
+            failed = cur.fetchall()
+        if failed:
+            names = ", ".join(unique_id.split(".")[-1] for unique_id, _ in failed[:10])
+            raise StepError(
+                f"quality gate closed: {len(failed)} dbt node(s) failed or were skipped"
+                f" ({names}); nothing was published"
+            )
+        warned = len(self.result.dbt.warned) if self.result.dbt else 0
+        return 0, {"warnings": warned}
+
+    def publish(self, step: Step) -> tuple[int, dict]:
+        """Swap the audited marts into the published schema."""
+        published = publish.publish(self.url)
+        self.result.published = published.tables
+        return sum(published.tables.values()), {"tables": published.tables}
+
+    def export(self, step: Step) -> tuple[int, dict]:
+        """Export published marts (not available in this version: fails loudly)."""
+        raise StepError(
+            f"pipeline {self.pipe.name!r} declares `export`, which this version cannot run yet;"
+            " remove `export` from pipelines.yml"
+        )
+
+    def notify(self, step: Step) -> tuple[int, dict]:
+        """Send the run report to the pipeline's notify URLs for the events it asks for."""
+        report = self.result.report()
+        if report.event not in self.pipe.notify.on:
+            return 0, {"sent": 0, "event": report.event}
+        return 0, {"sent": notify.send(self.pipe.notify.urls, report), "event": report.event}
