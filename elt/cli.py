@@ -70,6 +70,9 @@ def down(
     if settings.is_external():
         console.print("ELT_WAREHOUSE_URL is set: nothing local to stop")
         return
+    from elt import demo
+
+    demo.stop_api()  # the demo API is part of the local stack: stop it with the warehouse
     if purge:
         warehouse.destroy()
         console.print("warehouse stopped and its data deleted")
@@ -159,18 +162,26 @@ def demo_data(
     start_api: Annotated[bool, typer.Option(help="Start the tweets API afterwards.")] = True,
 ) -> None:
     """Generate jaffle-shop data and lay it out as three sources: shop DB, tweets API, files."""
+    from rich.progress import Progress
+
     from elt import demo
 
-    with console.status(f"generating {years:g} year(s) of jaffle-shop data…"):
-        summary = demo.prepare(years=years, seed=seed, force=force)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"generating {years:g} year(s) of jaffle-shop data", total=None)
+        summary = demo.prepare(
+            years=years,
+            seed=seed,
+            force=force,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
     table = Table(title="demo sources")
     table.add_column("source")
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, count in summary.shop_rows.items():
         table.add_row("shop (PostgreSQL)", name, f"{count:,}")
-    table.add_row("social (REST API)", "tweets", f"{summary.csv_rows.get('tweets', 0):,}")
-    table.add_row("landing (files)", "supplies", f"{summary.csv_rows.get('supplies', 0):,}")
+    table.add_row("social (REST API)", "tweets", f"{summary.rows.get('tweets', 0):,}")
+    table.add_row("landing (files)", "supplies", f"{summary.rows.get('supplies', 0):,}")
     console.print(table)
     if start_api:
         pid = demo.start_api()
