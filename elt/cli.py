@@ -186,7 +186,7 @@ def demo_data(
     if start_api:
         pid = demo.start_api()
         console.print(f"tweets API on {summary.api_url} (pid {pid})")
-    console.print("source settings written to .elt/env (mode 0600)")
+    console.print(f"source settings written to {paths.state_dir() / 'env'} (mode 0600)")
 
 
 @demo_api_app.command("start")
@@ -283,15 +283,24 @@ def run(
         raise _fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
     started = time.monotonic()
 
-    def show(event: str, step, record) -> None:
-        if event == "start":
-            console.print(f"[cyan]→[/] {step.id}")
-        elif record.status == "succeeded":
-            console.print(f"[green]✓[/] {step.id} ({record.duration_s:.1f} s)")
-        else:
-            console.print(f"[red]✗[/] {step.id}: {redact(str(record.detail.get('error', '')))}")
+    with console.status(f"running {pipeline}…") as spinner:
 
-    result = run_pipeline(config, pipeline, full_refresh=full_refresh, listener=show)
+        def show(event: str, step, record) -> None:
+            if event == "start":
+                spinner.update(f"{step.id}…")
+            elif record.status == "succeeded":
+                console.print(f"[green]✓[/] {step.id} ({record.duration_s:.1f} s)")
+            else:
+                error = redact(str(record.detail.get("error", "")))
+                console.print(f"[red]✗[/] {step.id}: {error}", highlight=False)
+
+        result = run_pipeline(
+            config,
+            pipeline,
+            full_refresh=full_refresh,
+            listener=show,
+            progress=lambda message: spinner.update(redact(message)),
+        )
     _print_summary(result, time.monotonic() - started)
     if result.status != "succeeded":
         raise _fail(f"run {result.run_id} failed: {result.error}")

@@ -6,7 +6,7 @@ go to ``elt_meta.dbt_results`` and to the run summary.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,23 +64,45 @@ def _record(result) -> DbtResultRecord:
     )
 
 
+def _progress_callback(on_node: Callable[[str, str], None]):
+    """A dbt event callback that reports each finished node (unique id, status)."""
+
+    def callback(event) -> None:
+        if event.info.name != "NodeFinished":
+            return
+        node = event.data.node_info
+        on_node(node.unique_id, node.node_status)
+
+    return callback
+
+
 def invoke(
     command: str,
     args: Sequence[str] = (),
     *,
     project_dir: Path | None = None,
     target_path: Path | None = None,
+    quiet: bool = False,
+    on_node: Callable[[str, str], None] | None = None,
 ) -> DbtOutcome:
-    """Run ``dbt <command> <args>`` in-process against the warehouse from ``elt.settings``."""
+    """Run ``dbt <command> <args>`` in-process against the warehouse from ``elt.settings``.
+
+    ``quiet`` keeps dbt's console to warnings and errors (its full log still goes to
+    ``.elt/logs/dbt.log``); ``on_node`` is called as each node finishes, for progress.
+    """
     from dbt.cli.main import dbtRunner
 
     settings.apply_tool_env()
     project = project_dir or paths.dbt_project_dir()
     argv = [command, "--project-dir", str(project), "--profiles-dir", str(project)]
+    argv += ["--log-path", str(paths.state_dir() / "logs")]
+    if quiet:
+        argv += ["--log-level", "warn"]
     if target_path is not None:
         argv += ["--target-path", str(target_path)]
     argv += list(args)
-    result = dbtRunner().invoke(argv)
+    callbacks = [_progress_callback(on_node)] if on_node else []
+    result = dbtRunner(callbacks=callbacks).invoke(argv)
     records: list[DbtResultRecord] = []
     if result.result is not None and hasattr(result.result, "results"):
         records = [_record(r) for r in result.result.results]

@@ -86,6 +86,7 @@ def run_pipeline(
     *,
     full_refresh: bool = False,
     listener: Listener | None = None,
+    progress: Callable[[str], None] | None = None,
     orchestrator: str = "elt",
 ) -> RunResult:
     """Run pipeline ``name`` end to end; never raises for a failed step (see ``status``)."""
@@ -103,7 +104,9 @@ def run_pipeline(
                 )
         result = RunResult(run_id=runs.new_run_id(pipe.name), pipeline=pipe.name)
         runs.start_run(url, result.run_id, pipe.name, orchestrator)
-        executor = StepRunner(config, pipe, result, url, full_refresh=full_refresh)
+        executor = StepRunner(
+            config, pipe, result, url, full_refresh=full_refresh, progress=progress
+        )
         _walk(executor, the_plan, listener)
         if result.status == "running":
             result.status = "succeeded"

@@ -9,6 +9,7 @@ add up to one run: the quality gate, for instance, reads the run's dbt results f
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -75,10 +76,13 @@ class StepRunner:
         *,
         full_refresh: bool = False,
         data_interval: tuple[datetime, datetime] | None = None,
+        progress: Callable[[str], None] | None = None,
     ):
         self.config, self.pipe, self.result, self.url = config, pipe, result, url
         self.full_refresh = full_refresh
         self.data_interval = data_interval
+        # with a progress callback the caller shows progress itself: keep dbt's console quiet
+        self.progress = progress
 
     def run(self, step: Step) -> tuple[int | None, dict]:
         """Run ``step``; returns (rows it handled, detail for elt_meta.steps)."""
@@ -94,6 +98,7 @@ class StepRunner:
             full_refresh=self.full_refresh,
             destination_url=self.url,
             data_interval=self.data_interval,
+            progress=self.progress,
         )
         load_id = outcome.load_ids[-1] if outcome.load_ids else ""
         per_table = outcome.duration_s / max(len(outcome.rows), 1)
@@ -111,13 +116,27 @@ class StepRunner:
         args = [*dbt.selection_args(spec.select, spec.exclude), "--threads", str(spec.threads)]
         if spec.full_refresh or self.full_refresh:
             args.append("--full-refresh")
-        outcome = dbt.invoke("build", args)
+        outcome = dbt.invoke(
+            "build", args, quiet=self.progress is not None, on_node=self._dbt_progress()
+        )
         self.result.dbt = outcome
         runs.record_dbt_results(self.url, self.result.run_id, outcome.results)
         if outcome.error and not outcome.results:
             raise StepError(f"dbt build could not run: {outcome.error}")
         built = outcome.count("model", "success")
         return built, {"models": built, "tests": outcome.count("test")}
+
+    def _dbt_progress(self) -> Callable[[str, str], None] | None:
+        if self.progress is None:
+            return None
+        done = 0
+
+        def on_node(unique_id: str, status: str) -> None:
+            nonlocal done
+            done += 1
+            self.progress(f"dbt: {done} nodes done ({unique_id.split('.')[-1]}: {status})")
+
+        return on_node
 
     def quality(self, step: Step) -> tuple[int, dict]:
         """The gate: closed when any dbt node of this run failed or was skipped."""
