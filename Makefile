@@ -10,7 +10,7 @@ YEARS ?= 1
 .PHONY: help setup demo test test-unit test-integration lint format clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 setup:  ## install uv if missing, then the locked environment (.venv)
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv \
@@ -49,3 +49,11 @@ clean:  ## stop local services and delete .elt/ and build output
 	-@test -x $(ELT) && $(ELT) down >/dev/null 2>&1 || true
 	-@test -x $(ELT) && ELT_HOME=$(CURDIR)/.elt/test $(ELT) down >/dev/null 2>&1 || true
 	rm -rf .elt dbt_project/target dbt_project/logs .pytest_cache .ruff_cache
+
+.PHONY: k8s k8s-validate
+
+k8s:  ## render every k8s overlay into .elt/k8s/<env>.yaml (kubectl kustomize through uvx)
+	k8s/validate.sh render
+
+k8s-validate:  ## render the k8s overlays and check them offline: schema, checkov, hadolint
+	k8s/validate.sh

@@ -127,7 +127,10 @@ def pgpass_file(conn: Connection) -> Path:
 
 
 def tool_homes() -> dict[str, str]:
-    """Home folders of every tool, all under .elt/, and telemetry switches."""
+    """Home folders of every tool, all under .elt/ unless already set, and telemetry switches.
+
+    A deployment (an Airflow pod, a Prefect job) sets its own homes; those are kept.
+    """
     state = paths.state_dir()
     homes = {
         "AIRFLOW_HOME": str(state / "airflow"),
@@ -138,6 +141,7 @@ def tool_homes() -> dict[str, str]:
         "DBT_PROFILES_DIR": str(paths.dbt_project_dir()),
         "DBT_PROJECT_DIR": str(paths.dbt_project_dir()),
     }
+    homes = {key: os.environ.get(key) or value for key, value in homes.items()}
     return {**_QUIET_TOOLS, **homes}
 
 

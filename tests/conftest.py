@@ -6,6 +6,7 @@ with its own embedded warehouse, stopped by PID at the end of the session.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import dataclass
 
@@ -54,9 +55,21 @@ class PgServer:
 
 @pytest.fixture(scope="session")
 def pg() -> PgServer:
-    """A running PostgreSQL for the whole session (the embedded warehouse in .elt/test)."""
+    """A running PostgreSQL for the whole session (the embedded warehouse in .elt/test).
+
+    Several pytest sessions may share it (a developer running two suites at once): each
+    holds a shared lock while it runs, and the last one out stops the server.
+    """
     from elt import warehouse
 
+    users = open(paths.state_dir() / "pg-sessions.lock", "w")  # noqa: SIM115 - held all session
+    fcntl.flock(users, fcntl.LOCK_SH)
     conn = warehouse.ensure_running()
     yield PgServer(conn.host, conn.port, conn.user, conn.password, conn.database)
+    try:
+        fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        users.close()  # another session still uses the server
+        return
     warehouse.stop()
+    users.close()
