@@ -23,6 +23,8 @@ _QUIET_TOOLS = {
     "DO_NOT_TRACK": "1",
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    # dlt would otherwise import Airflow to look for secrets: 6-25 s per process
+    "PROVIDERS__ENABLE_AIRFLOW_SECRETS": "false",
 }
 
 

@@ -1,0 +1,247 @@
+"""Load one configured source into the warehouse dataset ``raw_<source>`` with dlt.
+
+    result = ingest(config.sources["shop"])            # IngestResult, or IngestError
+
+One dlt pipeline per source (``elt_<source>``), its working folder under ``DLT_DATA_DIR``.
+Each run: sync state with the warehouse → finish (or drop) a package a crashed run left
+behind → extract → normalize → load. Arrow data gets ``_dlt_load_id`` and ``_dlt_id`` like
+every other row, so the load id can flow through dbt.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import dlt
+from dlt.common.pipeline import LoadInfo
+
+from elt import settings
+from elt.config import RestApiSource, Source, SqlDatabaseSource
+from ingestion.environment import prepare_dlt_environment
+from ingestion.errors import IngestError, explain, scrub
+from ingestion.sources import BuiltSource, DataInterval, build_source
+
+Progress = Callable[[str], None]
+
+# Arrow batches (connectorx, pyarrow, Parquet files) carry the load id and a row id too.
+ARROW_NORMALIZER = {
+    "normalize.parquet_normalizer.add_dlt_load_id": True,
+    "normalize.parquet_normalizer.add_dlt_id": True,
+}
+# dlt warns once per Arrow batch that reflected types win over Arrow's (that is intended)
+_NOISY_WARNINGS = ("when merging arrow schema with dlt schema",)
+
+log = logging.getLogger("ingestion")
+
+
+@dataclass
+class IngestResult:
+    """What one ingest of a source did: rows per table loaded in this run, load ids, time."""
+
+    source: str
+    dataset: str
+    load_ids: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    duration_s: float = 0.0
+    status: Literal["succeeded", "failed"] = "succeeded"
+    file_formats: dict[str, str] = field(default_factory=dict)
+
+
+def pipeline_name(source: Source) -> str:
+    """The dlt pipeline of a source (``elt_<source>``)."""
+    return f"elt_{source.name}"
+
+
+def pipelines_dir() -> Path:
+    """Where dlt keeps pipeline working folders (state, schemas, pending packages):
+    under ``DLT_DATA_DIR`` (from the environment, else ``.elt/dlt``)."""
+    data_dir = os.environ.get("DLT_DATA_DIR") or settings.tool_homes()["DLT_DATA_DIR"]
+    return Path(data_dir) / "pipelines"
+
+
+def ingest(
+    source: Source,
+    *,
+    full_refresh: bool = False,
+    destination_url: str | None = None,
+    data_interval: DataInterval | None = None,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Extract ``source`` and load it into ``raw_<source>``; raises :class:`IngestError`.
+
+    ``full_refresh`` drops the source's tables and incremental state first.
+    ``destination_url`` defaults to the warehouse; ``data_interval`` (start, end) limits
+    incremental tables to the orchestrator's window; ``progress`` receives one-line updates.
+    """
+    if not source.name:
+        raise ValueError("the source has no name (load it with elt.config.load())")
+    say = progress or (lambda _message: None)
+    result = IngestResult(source=source.name, dataset=source.dataset)
+    started = time.monotonic()
+    secrets: list[str] = []
+    prepare_dlt_environment()
+    try:
+        with _pipeline_lock(source), _quiet_dlt_warnings(), dlt.config.values(ARROW_NORMALIZER):
+            built = build_source(source, data_interval=data_interval)
+            secrets = built.secrets
+            pipeline = _pipeline(source, destination_url or settings.warehouse_url())
+            _run(pipeline, built, result, full_refresh=full_refresh, say=say)
+    except IngestError as exc:
+        result.status = "failed"
+        exc.result = result
+        raise
+    except Exception as exc:
+        result.status = "failed"
+        error = explain(exc, source=source.name, secret_ref=_ref(source), secrets=secrets)
+        error.result = result
+        log.debug("ingest of %s failed: %s", source.name, error)
+        raise error from None  # the original may quote a URL with a password
+    finally:
+        result.duration_s = round(time.monotonic() - started, 3)
+    say(f"{source.name}: {sum(result.rows.values()):,} rows in {result.duration_s:.1f} s")
+    return result
+
+
+def _run(
+    pipeline: dlt.Pipeline,
+    built: BuiltSource,
+    result: IngestResult,
+    *,
+    full_refresh: bool,
+    say: Progress,
+) -> None:
+    name = result.source
+    say(f"{name}: syncing state with the warehouse")
+    pipeline.sync_destination()
+    _settle_pending(pipeline, result, discard=full_refresh, say=say)
+    for resource in built.source.selected_resources.values():
+        table = resource.table_name
+        result.rows[table if isinstance(table, str) else resource.name] = 0
+    say(f"{name}: extracting" + (" (full refresh)" if full_refresh else ""))
+    pipeline.extract(
+        built.source,
+        refresh="drop_sources" if full_refresh else None,
+        loader_file_format=built.loader_file_format,  # type: ignore[arg-type]
+    )
+    say(f"{name}: normalizing")
+    _count_rows(pipeline.normalize(), result)
+    say(f"{name}: loading into {result.dataset}")
+    info = pipeline.load()
+    _record_load(info, result)
+    _check_file_format(result, built.loader_file_format, say)
+
+
+def _settle_pending(
+    pipeline: dlt.Pipeline, result: IngestResult, *, discard: bool, say: Progress
+) -> None:
+    """Finish the package an interrupted run left behind (its rows belong to the last
+    extract, whose cursor state travels with it); drop it when it cannot be loaded."""
+    if not pipeline.has_pending_data:
+        return
+    if not discard:
+        say(f"{result.source}: finishing the load an interrupted run left behind")
+        try:
+            _count_rows(pipeline.normalize(), result)
+            _record_load(pipeline.load(), result)
+            return
+        except Exception as exc:
+            reason = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            say(f"{result.source}: the interrupted load cannot be finished ({reason}); dropping it")
+            result.rows.clear()
+            result.load_ids.clear()
+    # abort restores the local state (incremental cursors) to before the dropped package
+    pipeline.abort_packages()
+
+
+def _count_rows(info: Any, result: IngestResult) -> None:
+    for table, count in (getattr(info, "row_counts", None) or {}).items():
+        if not table.startswith("_dlt"):
+            result.rows[table] = result.rows.get(table, 0) + count
+
+
+def _record_load(info: LoadInfo, result: IngestResult) -> None:
+    result.load_ids.extend(load_id for load_id in info.loads_ids if load_id not in result.load_ids)
+    for package in info.load_packages:
+        for job in package.jobs.get("completed_jobs", []):
+            table, file_format = job.job_file_info.table_name, job.job_file_info.file_format
+            if not table.startswith("_dlt") and file_format != "sql":
+                result.file_formats[table] = file_format
+
+
+def _check_file_format(result: IngestResult, wanted: str | None, say: Progress) -> None:
+    """A Parquet load that silently fell back to another format (no ADBC driver) is slow."""
+    if not wanted:
+        return
+    other = {table: fmt for table, fmt in result.file_formats.items() if fmt != wanted}
+    if other:
+        message = (
+            f"{result.source}: loaded {', '.join(sorted(other))} as "
+            f"{', '.join(sorted(set(other.values())))} instead of {wanted}; "
+            "is adbc-driver-postgresql installed?"
+        )
+        log.warning(message)
+        say(message)
+
+
+def _pipeline(source: Source, destination_url: str) -> dlt.Pipeline:
+    return dlt.pipeline(
+        pipeline_name=pipeline_name(source),
+        pipelines_dir=str(pipelines_dir()),
+        destination=dlt.destinations.postgres(credentials=destination_url),
+        dataset_name=source.dataset,
+    )
+
+
+def _ref(source: Source) -> str | None:
+    """The env reference holding the source's secret, named in error hints."""
+    if isinstance(source, SqlDatabaseSource):
+        return source.credentials
+    if isinstance(source, RestApiSource) and source.auth:
+        auth = source.auth
+        return auth.token or auth.api_key or auth.password
+    return None
+
+
+@contextmanager
+def _pipeline_lock(source: Source) -> Iterator[None]:
+    """One ingest per source at a time: two would corrupt the pipeline's working folder."""
+    folder = pipelines_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{pipeline_name(source)}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IngestError(
+                f"ingest of source '{source.name}' is already running in another process; "
+                "wait for it to finish",
+                source=source.name,
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in _NOISY_WARNINGS)
+
+
+@contextmanager
+def _quiet_dlt_warnings() -> Iterator[None]:
+    dlt_logger = logging.getLogger("dlt")
+    noise = _DropNoise()
+    dlt_logger.addFilter(noise)
+    try:
+        yield
+    finally:
+        dlt_logger.removeFilter(noise)

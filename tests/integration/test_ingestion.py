@@ -1,0 +1,589 @@
+"""Real dlt runs: a PostgreSQL source, a REST API on 127.0.0.1 and CSV files → the warehouse."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import dlt
+import psycopg2
+import pytest
+
+from elt.config import FilesystemSource, RestApiSource, SqlDatabaseSource
+from ingestion.runner import ARROW_NORMALIZER, IngestError, ingest, pipeline_name, pipelines_dir
+from ingestion.sources import build_source
+
+pytestmark = pytest.mark.integration
+
+SOURCE_DB = "ingest_test_source"
+WAREHOUSE_DB = "ingest_test_warehouse"
+API_TOKEN = "test-token-4f9a2c7e1b"
+SHOP_PASSWORD = "shop-pw-8d1e5c2a9f"
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    """Rows of ``sql`` on the database at ``url``."""
+    with psycopg2.connect(url, connect_timeout=5) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall() if cur.description else []
+
+
+def execute(url: str, sql: str) -> None:
+    """Run ``sql`` (several statements allowed) and commit."""
+    conn = psycopg2.connect(url, connect_timeout=5)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def dlt_home(tmp_path, monkeypatch) -> Path:
+    """Pipeline working folders of this test only."""
+    home = tmp_path / "dlt"
+    monkeypatch.setenv("DLT_DATA_DIR", str(home))
+    return home
+
+
+@pytest.fixture(scope="module")
+def warehouse_url(pg) -> str:
+    """An empty warehouse database for this module; each test loads its own source name,
+    so each test has its own dataset (raw_<source>)."""
+    return pg.create_database(WAREHOUSE_DB)
+
+
+@pytest.fixture(scope="module")
+def source_db(pg) -> str:
+    """The source database with a login role ``shop_reader``; returns the admin URL."""
+    admin_url = pg.create_database(SOURCE_DB)
+    execute(
+        admin_url,
+        f"""
+        do $$ begin
+          if not exists (select from pg_roles where rolname = 'shop_reader') then
+            create role shop_reader login;
+          end if;
+        end $$;
+        alter role shop_reader password '{SHOP_PASSWORD}';
+        """,
+    )
+    return admin_url
+
+
+@pytest.fixture
+def shop(source_db, pg, monkeypatch) -> str:
+    """Fresh source tables: orders (30 rows, cursor ordered_at two hours apart, all in the
+    past) and customers (4 rows), read by ``shop_reader``, whose URL is in SHOP_TEST_URL."""
+    execute(
+        source_db,
+        """
+        drop table if exists orders, customers;
+        create table orders (
+            id integer primary key, customer_id integer, status text,
+            amount numeric(10, 2), ordered_at timestamptz not null
+        );
+        insert into orders
+            select g, g % 4 + 1, 'placed', g * 1.25,
+                   now() - interval '10 days' + g * interval '2 hours'
+            from generate_series(1, 30) as g;
+        create table customers (id integer primary key, name text);
+        insert into customers values (1, 'Ann'), (2, 'Bo'), (3, 'Cy'), (4, 'Di');
+        grant select on all tables in schema public to shop_reader;
+        """,
+    )
+    url = f"postgresql://shop_reader:{SHOP_PASSWORD}@{pg.host}:{pg.port}/{SOURCE_DB}"
+    monkeypatch.setenv("SHOP_TEST_URL", url)
+    return source_db
+
+
+def shop_source(name: str, **overrides: Any) -> SqlDatabaseSource:
+    """The sql_database source over the ``shop`` fixture."""
+    spec: dict[str, Any] = {
+        "name": name,
+        "type": "sql_database",
+        "credentials": "env:SHOP_TEST_URL",
+        "schema": "public",
+        "chunk_size": 7,  # several Arrow batches per table
+        "tables": {
+            "orders": {"primary_key": "id", "cursor": "ordered_at", "lookback": "1h"},
+            "customers": {"primary_key": "id"},
+        },
+    }
+    spec.update(overrides)
+    return SqlDatabaseSource.model_validate(spec)
+
+
+# -- sql_database -------------------------------------------------------------------------
+
+
+def test_sql_initial_load_then_incremental_merge(shop, warehouse_url, dlt_home):
+    source = shop_source("sqlmerge")
+    first = ingest(source, destination_url=warehouse_url)
+
+    assert first.status == "succeeded"
+    assert first.dataset == "raw_sqlmerge"
+    assert first.rows == {"orders": 30, "customers": 4}
+    assert len(first.load_ids) == 1
+    assert first.file_formats == {"orders": "parquet", "customers": "parquet"}
+    assert query(
+        warehouse_url,
+        "select count(*), count(distinct id), count(_dlt_load_id), count(_dlt_id)"
+        " from raw_sqlmerge.orders",
+    ) == [(30, 30, 30, 30)]
+    assert query(warehouse_url, "select distinct _dlt_load_id from raw_sqlmerge.customers") == [
+        (first.load_ids[0],)
+    ]
+
+    execute(
+        shop,
+        """
+        update orders set status = 'shipped', amount = amount + 100, ordered_at = now()
+            where id in (3, 7, 11);
+        insert into orders
+            select g, 1, 'placed', g, now() from generate_series(31, 35) as g;
+        """,
+    )
+    second = ingest(source, destination_url=warehouse_url)
+
+    # 3 updated + 5 new + order 30, re-read because it is within the 1 h lookback
+    assert second.rows["orders"] == 9
+    assert query(warehouse_url, "select count(*), count(distinct id) from raw_sqlmerge.orders") == [
+        (35, 35)
+    ]
+    assert query(
+        warehouse_url,
+        "select id, status, amount from raw_sqlmerge.orders where status = 'shipped' order by id",
+    ) == [(3, "shipped", 103.75), (7, "shipped", 108.75), (11, "shipped", 113.75)]
+    new_load = second.load_ids[0]
+    assert query(
+        warehouse_url,
+        f"select count(*) from raw_sqlmerge.orders where _dlt_load_id = '{new_load}'",
+    ) == [(9,)]
+    assert query(
+        warehouse_url, "select count(*) from raw_sqlmerge.orders where _dlt_id is null"
+    ) == [(0,)]
+
+
+def test_sql_full_refresh_reloads_everything(shop, warehouse_url, dlt_home):
+    source = shop_source("sqlrefresh")
+    ingest(source, destination_url=warehouse_url)
+    execute(shop, "delete from orders where id > 20")
+
+    again = ingest(source, full_refresh=True, destination_url=warehouse_url)
+
+    assert again.rows == {"orders": 20, "customers": 4}
+    assert query(
+        warehouse_url,
+        "select count(*), count(distinct _dlt_load_id), min(_dlt_load_id)"
+        " from raw_sqlrefresh.orders",
+    ) == [(20, 1, again.load_ids[0])]
+
+
+def test_sql_rerun_after_crash_finishes_the_pending_load(shop, warehouse_url, dlt_home):
+    source = shop_source("sqlcrash")
+    ingest(source, destination_url=warehouse_url)
+    execute(
+        shop, "insert into orders select g, 2, 'placed', g, now() from generate_series(31, 33) g"
+    )
+    # a run that died after extract and normalize, before load
+    pipeline = dlt.pipeline(
+        pipeline_name(source),
+        pipelines_dir=str(pipelines_dir()),
+        destination=dlt.destinations.postgres(credentials=warehouse_url),
+        dataset_name=source.dataset,
+    )
+    with dlt.config.values(ARROW_NORMALIZER):
+        pipeline.extract(build_source(source).source, loader_file_format="parquet")
+        pipeline.normalize()
+    assert pipeline.has_pending_data
+    execute(
+        shop, "insert into orders select g, 2, 'placed', g, now() from generate_series(34, 35) g"
+    )
+
+    messages: list[str] = []
+    result = ingest(source, destination_url=warehouse_url, progress=messages.append)
+
+    assert any("interrupted run" in message for message in messages)
+    assert len(result.load_ids) == 2  # the finished package, then this run's own
+    assert query(warehouse_url, "select count(*), count(distinct id) from raw_sqlcrash.orders") == [
+        (35, 35)
+    ]
+    assert query(warehouse_url, "select count(*) from raw_sqlcrash.customers") == [(4,)]
+    # this run continued from the finished package's cursor: the new rows and the lookback
+    last_load = query(
+        warehouse_url,
+        "select id from raw_sqlcrash.orders"
+        f" where _dlt_load_id = '{result.load_ids[-1]}' order by id",
+    )
+    assert last_load == [(31,), (32,), (33,), (34,), (35,)]
+
+
+def test_sql_data_interval_loads_only_its_window(shop, warehouse_url, dlt_home):
+    (start,), (end,) = query(shop, "select ordered_at from orders where id in (10, 15) order by id")
+
+    windowed = ingest(
+        shop_source("sqlwindow"), destination_url=warehouse_url, data_interval=(start, end)
+    )
+
+    # [start - 1 h lookback, end): orders 10..14 (order 9 is two hours before the start)
+    assert windowed.rows["orders"] == 5
+    assert query(warehouse_url, "select min(id), max(id) from raw_sqlwindow.orders") == [(10, 14)]
+    # a window never moves the stored cursor: the next plain run still loads everything
+    assert ingest(shop_source("sqlwindow"), destination_url=warehouse_url).rows["orders"] == 30
+
+
+def test_sql_contract_freeze_names_table_and_column(shop, warehouse_url, dlt_home):
+    source = shop_source("sqlfreeze", contract="freeze")
+    ingest(source, destination_url=warehouse_url)
+    execute(
+        shop,
+        """
+        alter table orders add column coupon text;
+        insert into orders values (31, 1, 'placed', 5, now(), 'SPRING24');
+        """,
+    )
+
+    with pytest.raises(IngestError) as failure:
+        ingest(source, destination_url=warehouse_url)
+
+    message = str(failure.value)
+    assert "source 'sqlfreeze'" in message
+    assert "'orders'" in message
+    assert "'coupon'" in message
+    assert "contract mode 'freeze'" in message
+    assert failure.value.result.status == "failed"
+    assert query(warehouse_url, "select count(*) from raw_sqlfreeze.orders") == [(30,)]
+
+
+def test_sql_unreachable_source_is_a_clear_error(warehouse_url, dlt_home, monkeypatch):
+    url = f"postgresql://shop_reader:{SHOP_PASSWORD}@127.0.0.1:{free_port()}/{SOURCE_DB}"
+    monkeypatch.setenv("SHOP_TEST_URL", url)
+
+    with pytest.raises(IngestError) as failure:
+        ingest(shop_source("sqldown"), destination_url=warehouse_url)
+
+    message = str(failure.value)
+    assert "source 'sqldown'" in message
+    assert "cannot connect to the source database" in message
+    assert "SHOP_TEST_URL" in message
+    assert SHOP_PASSWORD not in message
+
+
+def test_sql_wrong_password_is_a_clear_error(shop, pg, warehouse_url, dlt_home, monkeypatch):
+    wrong = "not-the-password-123"
+    monkeypatch.setenv(
+        "SHOP_TEST_URL", f"postgresql://shop_reader:{wrong}@{pg.host}:{pg.port}/{SOURCE_DB}"
+    )
+
+    with pytest.raises(IngestError) as failure:
+        ingest(shop_source("sqlpw"), destination_url=warehouse_url)
+
+    message = str(failure.value)
+    assert "refused the login" in message
+    assert "password authentication failed" in message
+    assert wrong not in message
+    assert SHOP_PASSWORD not in message
+
+
+def test_sql_missing_table_is_named(shop, warehouse_url, dlt_home):
+    source = shop_source("sqlmissing", tables={"refunds": {"primary_key": "id"}})
+
+    with pytest.raises(IngestError) as failure:
+        ingest(source, destination_url=warehouse_url)
+
+    message = str(failure.value)
+    assert "'refunds'" in message
+    assert "does not exist in the source database" in message
+
+
+# -- rest_api -----------------------------------------------------------------------------
+
+TWEETS = [
+    {"id": i, "user": f"u{i % 3}", "text": f"tweet {i}", "tweeted_at": f"2026-01-01T00:{i:02d}:00"}
+    for i in range(1, 24)
+]
+
+
+class _TweetsHandler(BaseHTTPRequestHandler):
+    """GET /tweets?page=N&page_size=M with a bearer token; pages numbered from 1."""
+
+    server: _TweetsServer
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        query_args = parse_qs(url.query)
+        if self.headers.get("Authorization") != f"Bearer {API_TOKEN}":
+            self._send(HTTPStatus.UNAUTHORIZED, {"error": "bad token"})
+            return
+        page = int(query_args.get("page", ["1"])[0])
+        size = int(query_args.get("page_size", ["10"])[0])
+        self.server.pages_served.append(page)
+        tweets = self.server.tweets
+        rows = tweets[(page - 1) * size : page * size]
+        total_pages = -(-len(tweets) // size)
+        self._send(HTTPStatus.OK, {"data": rows, "page": page, "total_pages": total_pages})
+
+    def _send(self, status: HTTPStatus, body: dict) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+class _TweetsServer(ThreadingHTTPServer):
+    daemon_threads = True
+    pages_served: list[int]
+    tweets: list[dict[str, Any]]
+
+
+@pytest.fixture
+def tweets_api(monkeypatch) -> Iterator[_TweetsServer]:
+    """The tweets API on 127.0.0.1; its URL and token in the environment."""
+    server = _TweetsServer(("127.0.0.1", 0), _TweetsHandler)
+    server.pages_served = []
+    server.tweets = [dict(tweet) for tweet in TWEETS]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("TWEETS_TEST_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("TWEETS_TEST_TOKEN", API_TOKEN)
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def tweets_source(name: str, contract: str = "evolve") -> RestApiSource:
+    return RestApiSource.model_validate(
+        {
+            "name": name,
+            "contract": contract,
+            "type": "rest_api",
+            "base_url": "env:TWEETS_TEST_URL",
+            "auth": {"type": "bearer", "token": "env:TWEETS_TEST_TOKEN"},
+            "paginator": {"type": "page_number", "page_param": "page", "total_path": "total_pages"},
+            "resources": {
+                "tweets": {
+                    "path": "tweets",
+                    "data_selector": "data",
+                    "primary_key": "id",
+                    "params": {"page_size": 10},
+                }
+            },
+        }
+    )
+
+
+def test_rest_api_loads_every_page_once(tweets_api, warehouse_url, dlt_home):
+    result = ingest(tweets_source("restpages"), destination_url=warehouse_url)
+
+    assert result.rows == {"tweets": 23}
+    assert sorted(tweets_api.pages_served) == [1, 2, 3]
+    assert query(
+        warehouse_url,
+        "select count(*), count(distinct id), count(_dlt_load_id) from raw_restpages.tweets",
+    ) == [(23, 23, 23)]
+    assert query(warehouse_url, "select text from raw_restpages.tweets where id = 17") == [
+        ("tweet 17",)
+    ]
+
+
+def test_rest_api_wrong_token_is_a_clear_error(tweets_api, warehouse_url, dlt_home, monkeypatch):
+    monkeypatch.setenv("TWEETS_TEST_TOKEN", "wrong-token-7c3e9a1f")
+
+    with pytest.raises(IngestError) as failure:
+        ingest(tweets_source("resttoken"), destination_url=warehouse_url)
+
+    message = str(failure.value)
+    assert "source 'resttoken'" in message
+    assert "'tweets'" in message
+    assert "401" in message
+    assert "env:TWEETS_TEST_TOKEN" in message
+    assert "wrong-token-7c3e9a1f" not in message
+    assert API_TOKEN not in message
+
+
+def test_rest_api_contract_names_table_column_and_value(tweets_api, warehouse_url, dlt_home):
+    source = tweets_source("restfreeze", contract="freeze")
+    assert ingest(source, destination_url=warehouse_url).rows == {"tweets": 23}
+    tweets_api.tweets.append({**TWEETS[0], "id": 24, "lang": "en-GB"})
+
+    with pytest.raises(IngestError) as failure:
+        ingest(source, destination_url=warehouse_url)
+
+    message = str(failure.value)
+    assert "source 'restfreeze'" in message
+    assert "table 'tweets'" in message
+    assert "column 'lang'" in message
+    assert "'en-GB'" in message
+    assert query(warehouse_url, "select count(*) from raw_restfreeze.tweets") == [(23,)]
+
+    # the failed run left its package behind: the next run drops it and loads the fixed data
+    tweets_api.tweets[-1].pop("lang")
+    messages: list[str] = []
+    fixed = ingest(source, destination_url=warehouse_url, progress=messages.append)
+    assert any("dropping it" in message for message in messages)
+    assert fixed.rows == {"tweets": 24}
+    assert query(warehouse_url, "select count(*) from raw_restfreeze.tweets") == [(24,)]
+
+
+# -- filesystem ---------------------------------------------------------------------------
+
+
+def write_file(path: Path, text: str, mtime: float) -> None:
+    """Write a file with an explicit modification time (new files are found by mtime)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    os.utime(path, (mtime, mtime))
+
+
+def landing_source(folder: Path) -> FilesystemSource:
+    return FilesystemSource.model_validate(
+        {
+            "name": "landingtest",
+            "type": "filesystem",
+            "bucket_url": str(folder),
+            "files": {
+                "supplies": {
+                    "glob": "supplies/*.csv",
+                    "format": "csv",
+                    "primary_key": ["id", "sku"],
+                },
+                "events": {"glob": "events/*.jsonl", "format": "jsonl"},
+            },
+        }
+    )
+
+
+def test_csv_files_are_loaded_once(tmp_path, warehouse_url, dlt_home):
+    folder = tmp_path / "landing"
+    now = time.time()
+    write_file(folder / "supplies" / "a.csv", "id,sku,cost\n1,A1,2.5\n2,A2,3\n3,A3,\n", now - 60)
+    write_file(folder / "events" / "e.jsonl", '{"kind": "drop"}\n{"kind": "pick"}\n', now - 60)
+    source = landing_source(folder)
+
+    first = ingest(source, destination_url=warehouse_url)
+    second = ingest(source, destination_url=warehouse_url)
+    write_file(folder / "supplies" / "b.csv", "id,sku,cost\n4,B1,1\n5,B2,1.5\n", now)
+    third = ingest(source, destination_url=warehouse_url)
+
+    # each file set keeps its own cursor
+    assert first.rows == {"supplies": 3, "events": 2}
+    assert second.rows == {"supplies": 0, "events": 0}
+    assert third.rows == {"supplies": 2, "events": 0}
+    assert query(warehouse_url, "select count(*) from raw_landingtest.events") == [(2,)]
+    assert query(
+        warehouse_url,
+        "select id, sku, cost, _dlt_load_id is not null from raw_landingtest.supplies order by id",
+    ) == [
+        (1, "A1", 2.5, True),
+        (2, "A2", 3.0, True),
+        (3, "A3", None, True),
+        (4, "B1", 1.0, True),
+        (5, "B2", 1.5, True),
+    ]
+
+
+def test_malformed_csv_row_names_the_file_and_line(tmp_path, warehouse_url, dlt_home):
+    folder = tmp_path / "landing"
+    write_file(
+        folder / "supplies" / "broken.csv", "id,sku,cost\n1,A1,2\n2,A2,3,oops\n", time.time()
+    )
+
+    with pytest.raises(IngestError) as failure:
+        ingest(landing_source(folder), destination_url=warehouse_url)
+
+    message = str(failure.value)
+    assert "source 'landingtest'" in message
+    assert "'supplies'" in message
+    assert "broken.csv" in message
+    assert "line 3" in message
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch) -> Iterator[str]:
+    """An S3 API on 127.0.0.1 (moto), with test credentials in the standard AWS variables."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    moto = Path(sys.executable).with_name("moto_server")
+    server = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-key")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("LANDING_TEST_S3", f"http://127.0.0.1:{port}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_s3_bucket_files_are_loaded_once(s3_endpoint, warehouse_url, dlt_home):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="lake")
+    s3.put_object(Bucket="lake", Key="landing/supplies/a.csv", Body=b"id,sku,cost\n1,A,1\n2,B,2\n")
+    source = FilesystemSource.model_validate(
+        {
+            "name": "s3landing",
+            "type": "filesystem",
+            "bucket_url": "s3://lake/landing",
+            "endpoint_url": "env:LANDING_TEST_S3",
+            "files": {"supplies": {"glob": "supplies/*.csv", "format": "csv", "primary_key": "id"}},
+        }
+    )
+
+    first = ingest(source, destination_url=warehouse_url)
+    second = ingest(source, destination_url=warehouse_url)
+    time.sleep(1.1)  # S3 modification times have whole seconds
+    s3.put_object(Bucket="lake", Key="landing/supplies/b.csv", Body=b"id,sku,cost\n3,C,1\n")
+    third = ingest(source, destination_url=warehouse_url)
+
+    assert (first.rows, second.rows, third.rows) == (
+        {"supplies": 2},
+        {"supplies": 0},
+        {"supplies": 1},
+    )
+    assert query(warehouse_url, "select id, sku from raw_s3landing.supplies order by id") == [
+        (1, "A"),
+        (2, "B"),
+        (3, "C"),
+    ]
