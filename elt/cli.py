@@ -100,6 +100,15 @@ def status() -> None:
 
 
 @app.command()
+def migrate() -> None:
+    """Create or upgrade the run-metadata schema (elt_meta) in the warehouse."""
+    from elt import runs
+
+    version = runs.migrate(settings.warehouse_url())
+    console.print(f"elt_meta at schema version {version}")
+
+
+@app.command()
 def env() -> None:
     """Print `export` lines for psql, dbt and the orchestrators: eval "$(elt env)"."""
     conn = settings.warehouse()
