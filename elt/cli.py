@@ -14,6 +14,7 @@ from rich.table import Table
 
 from elt import paths, settings
 from elt.redact import redact
+from expectations.cli import validate as validate_checks
 
 app = typer.Typer(
     help="dbt-centred ELT: dlt ingestion, dbt write-audit-publish, quality gate, orchestration.",
@@ -160,6 +161,10 @@ def _load_config():
         raise _fail(f"{exc}\nRun `elt validate-config` for details.", 2) from None
 
 
+# the quality gate's own command (its GX import happens only when it runs)
+app.command("validate")(validate_checks)
+
+
 # -- demo ---------------------------------------------------------------------------------
 
 
@@ -297,6 +302,8 @@ def run(
         def show(event: str, step, record) -> None:
             if event == "start":
                 spinner.update(f"{step.id}…")
+            elif record.detail.get("skipped"):
+                console.print(f"[yellow]-[/] {step.id} skipped: {record.detail['skipped']}")
             elif record.status == "succeeded":
                 console.print(f"[green]✓[/] {step.id} ({record.duration_s:.1f} s)")
             else:
@@ -324,8 +331,89 @@ def _print_summary(result, wall_s: float) -> None:
     )
     if result.published:
         console.print(f"published: {', '.join(sorted(result.published))}")
+    for record in result.steps:
+        if record.kind == "export" and record.detail.get("rows"):
+            counts = ", ".join(f"{m} ({n:,} rows)" for m, n in record.detail["rows"].items())
+            console.print(f"exported: {counts}, run_date={record.detail['run_date']}")
     color = "green" if result.status == "succeeded" else "red"
     console.print(f"[{color}]{result.status}[/] in {wall_s:.1f} s")
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+@app.command("export")
+def export_command(
+    pipeline: Annotated[
+        str | None, typer.Argument(help="Pipeline whose export: block gives the defaults.")
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(help="Local folder, file:// or s3://bucket/prefix URL, or env:NAME."),
+    ] = None,
+    models: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Published model (repeatable).")
+    ] = None,
+    run_date: Annotated[
+        str | None, typer.Option(help="Partition date YYYY-MM-DD (default: today, UTC).")
+    ] = None,
+) -> None:
+    """Write published models to a bucket as Parquet: <to>/<model>/run_date=<date>/."""
+    from elt import runs
+    from elt.config import MissingEnvError
+    from elt.export import ExportError, export_models
+
+    to, models, name = _export_settings(pipeline, to, models)
+    day = _parse_date(run_date) if run_date else None
+    try:
+        with console.status(f"exporting {', '.join(models)}…"):
+            result = export_models(
+                models, to, run_date=day, run_id=runs.new_run_id(name or "export")
+            )
+    except (ExportError, MissingEnvError) as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"exported to {result.location} (run_date={result.run_date})")
+    table.add_column("model")
+    table.add_column("rows", justify="right")
+    table.add_column("files")
+    for model, count in result.rows.items():
+        table.add_row(model, f"{count:,}", "\n".join(result.files[model]))
+    console.print(table)
+
+
+def _export_settings(
+    pipeline: str | None, to: str | None, models: list[str] | None
+) -> tuple[str, list[str], str | None]:
+    """``--to`` and ``--model``, completed from the pipeline's ``export:`` block."""
+    if pipeline is None and to and models:
+        return to, models, None
+    config = _load_config()
+    if pipeline is None:
+        declaring = [name for name, pipe in config.pipelines.items() if pipe.export]
+        if len(declaring) != 1:
+            raise _fail(
+                "name the pipeline whose export: block to use, or give --to and --model"
+                f" (pipelines with export: {', '.join(declaring) or 'none'})"
+            )
+        pipeline = declaring[0]
+    if pipeline not in config.pipelines:
+        raise _fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
+    spec = config.pipelines[pipeline].export
+    if spec is None and not (to and models):
+        raise _fail(
+            f"pipeline {pipeline!r} has no export: block; add one to pipelines.yml"
+            " or give --to and --model"
+        )
+    return to or spec.to, models or list(spec.models), pipeline
+
+
+def _parse_date(text: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"--run-date must be a date YYYY-MM-DD (got {text!r})") from None
 
 
 def main() -> None:

@@ -245,3 +245,100 @@ def record_dbt_results(url: str, run_id: str, results: Iterable[DbtResultRecord]
             " message = excluded.message",
             rows,
         )
+
+
+# -- quality checks (Great Expectations results) -------------------------------------------
+
+MIGRATIONS.append(
+    # 2: one row per expectation checked by the quality gate
+    """
+    create table elt_meta.checks (
+        check_id bigserial primary key,
+        run_id text not null,
+        load_id text,
+        stage text not null check (stage in ('raw', 'audit')),
+        suite text not null,
+        expectation_type text not null,
+        expectation_name text not null,
+        table_name text not null,
+        column_name text,
+        severity text not null check (severity in ('fail', 'warn')),
+        success boolean not null,
+        observed_value jsonb,
+        unexpected_percent double precision,
+        details jsonb,
+        checked_at timestamptz not null default now()
+    );
+    create index checks_run_idx on elt_meta.checks (run_id, stage);
+    """
+)
+
+
+@dataclass
+class CheckRecord:
+    """One expectation checked on one table by the quality gate."""
+
+    stage: str  # raw | audit
+    suite: str
+    expectation_type: str  # the GX type, e.g. expect_column_values_to_not_be_null
+    expectation_name: str  # the rule's name, or a readable name for hand-written ones
+    table_name: str
+    column_name: str | None
+    severity: str  # fail | warn
+    success: bool
+    observed_value: object = None
+    unexpected_percent: float | None = None
+    details: dict = field(default_factory=dict)
+    load_id: str | None = None
+    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def blocking(self) -> bool:
+        """Failed, and severe enough to close the gate."""
+        return not self.success and self.severity == "fail"
+
+    @property
+    def warning(self) -> bool:
+        """Failed, but only worth a warning."""
+        return not self.success and self.severity == "warn"
+
+
+def record_checks(url: str, run_id: str, checks: Iterable[CheckRecord]) -> None:
+    """Record checks of a run; re-checking a suite (same stage and load) replaces its rows."""
+    checks = list(checks)
+    if not checks:
+        return
+    scopes = sorted({(c.stage, c.suite, c.load_id or "") for c in checks})
+    rows = [
+        (
+            run_id,
+            c.load_id,
+            c.stage,
+            c.suite,
+            c.expectation_type,
+            c.expectation_name,
+            c.table_name,
+            c.column_name,
+            c.severity,
+            c.success,
+            None if c.observed_value is None else json.dumps(c.observed_value, default=str),
+            c.unexpected_percent,
+            json.dumps(c.details, default=str),
+            c.checked_at,
+        )
+        for c in checks
+    ]
+    with connect(url) as conn, conn.cursor() as cur:
+        for stage, suite, load_id in scopes:
+            cur.execute(
+                f"delete from {SCHEMA}.checks where run_id = %s and stage = %s and suite = %s"
+                " and coalesce(load_id, '') = %s",
+                (run_id, stage, suite, load_id),
+            )
+        psycopg2.extras.execute_values(
+            cur,
+            f"insert into {SCHEMA}.checks (run_id, load_id, stage, suite, expectation_type,"
+            " expectation_name, table_name, column_name, severity, success, observed_value,"
+            " unexpected_percent, details, checked_at) values %s",
+            rows,
+        )

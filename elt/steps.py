@@ -37,6 +37,8 @@ class RunResult:
     loads: list[runs.LoadRecord] = field(default_factory=list)
     dbt: dbt.DbtOutcome | None = None
     published: dict[str, int] = field(default_factory=dict)
+    failed_checks: list[str] = field(default_factory=list)  # quality checks that blocked
+    check_warnings: list[str] = field(default_factory=list)  # warn-severity checks that failed
     error: str | None = None
 
     def report(self) -> notify.RunReport:
@@ -58,8 +60,8 @@ class RunResult:
             rows=rows,
             models_built=outcome.count("model", "success") if outcome else 0,
             tests_passed=outcome.count("test", "pass") if outcome else 0,
-            failed_checks=describe(outcome.failed) if outcome else [],
-            warnings=describe(outcome.warned) if outcome else [],
+            failed_checks=(describe(outcome.failed) if outcome else []) + self.failed_checks,
+            warnings=(describe(outcome.warned) if outcome else []) + self.check_warnings,
             error=self.error,
         )
 
@@ -108,7 +110,9 @@ class StepRunner:
         ]
         runs.record_loads(self.url, self.result.run_id, loads)
         self.result.loads += loads
-        return sum(outcome.rows.values()), {"load_ids": outcome.load_ids, "rows": outcome.rows}
+        checks = self._check("raw", load_id=load_id or None, source=step.source)
+        detail = {"load_ids": outcome.load_ids, "rows": outcome.rows, "checks": checks}
+        return sum(outcome.rows.values()), detail
 
     def transform(self, step: Step) -> tuple[int, dict]:
         """``dbt build`` the pipeline's selection into the audit schema."""
@@ -138,8 +142,26 @@ class StepRunner:
 
         return on_node
 
+    def _check(self, stage: str, **where) -> int:
+        """Run the pipeline's GX checks of one stage; raise when a `fail` check failed."""
+        from expectations.gate import run_quality
+
+        outcome = run_quality(
+            self.config, self.pipe, run_id=self.result.run_id, url=self.url, stage=stage, **where
+        )
+        self.result.check_warnings += outcome.describe(outcome.warnings)
+        if outcome.blocking:
+            self.result.failed_checks += outcome.describe(outcome.blocking)
+            raise StepError(
+                f"quality gate closed at the {stage} stage: "
+                + "; ".join(outcome.describe(outcome.blocking))
+                + "; nothing was published"
+            )
+        return len(outcome.checks)
+
     def quality(self, step: Step) -> tuple[int, dict]:
-        """The gate: closed when any dbt node of this run failed or was skipped."""
+        """The gate: closed when a dbt node of this run failed or was skipped, or a GX
+        check of severity `fail` failed; `warn` checks are recorded and notified only."""
         with runs.connect(self.url) as conn, conn.cursor() as cur:
             cur.execute(
                 f"select unique_id, coalesce(message, status) from {runs.SCHEMA}.dbt_results"
@@ -153,8 +175,10 @@ class StepRunner:
                 f"quality gate closed: {len(failed)} dbt node(s) failed or were skipped"
                 f" ({names}); nothing was published"
             )
+        checks = self._check("audit")
         warned = len(self.result.dbt.warned) if self.result.dbt else 0
-        return 0, {"warnings": warned}
+        warned += len(self.result.check_warnings)
+        return checks, {"checks": checks, "warnings": warned}
 
     def publish(self, step: Step) -> tuple[int, dict]:
         """Swap the audited marts into the published schema."""
@@ -163,11 +187,31 @@ class StepRunner:
         return sum(published.tables.values()), {"tables": published.tables}
 
     def export(self, step: Step) -> tuple[int, dict]:
-        """Export published marts (not available in this version: fails loudly)."""
-        raise StepError(
-            f"pipeline {self.pipe.name!r} declares `export`, which this version cannot run yet;"
-            " remove `export` from pipelines.yml"
+        """Write the pipeline's export models from the published schema to its lake as
+        Parquet, partitioned by run date; skipped when ``to`` is an unset ``env:NAME?``."""
+        from elt.config_values import env_ref_name, is_env_ref, resolve_env
+        from elt.export import export_models, run_date_for
+
+        spec = self.pipe.export
+        if spec is None:
+            return 0, {"skipped": "the pipeline declares no export"}
+        if is_env_ref(spec.to) and resolve_env(spec.to) is None:
+            name = env_ref_name(spec.to)[0]
+            return 0, {"skipped": f"{name} is not set: nothing exported"}
+        exported = export_models(
+            spec.models,
+            spec.to,
+            run_date=run_date_for(self.data_interval),
+            url=self.url,
+            run_id=self.result.run_id,
         )
+        detail = {
+            "run_date": exported.run_date.isoformat() if exported.run_date else None,
+            "format": spec.format,
+            "rows": exported.rows,
+            "files": exported.files,
+        }
+        return sum(exported.rows.values()), detail
 
     def notify(self, step: Step) -> tuple[int, dict]:
         """Send the run report to the pipeline's notify URLs for the events it asks for."""

@@ -5,7 +5,8 @@
 * ``landing``: supplier CSV files in a landing zone (local folder or S3).
 
 :func:`prepare` generates the data with jafgen, builds the three sources and declares them in
-``.elt/env`` (``SHOP_DB_URL``, ``SOCIAL_API_URL``, ``SOCIAL_API_TOKEN``, ``LANDING_URL``);
+``.elt/env`` (``SHOP_DB_URL``, ``SOCIAL_API_URL``, ``SOCIAL_API_TOKEN``, ``LANDING_URL``, and
+``LAKE_URL``, the folder the pipeline exports its marts to);
 :func:`start_api` / :func:`stop_api` run the REST API in the background. Heavy imports
 (jafgen, psycopg2, boto3) happen inside the functions so ``python -m elt.demo.api`` stays light.
 """
@@ -95,6 +96,7 @@ def prepare(
     seed: int = 42,
     api_port: int | None = None,
     landing_url: str | None = None,
+    lake_url: str | None = None,
     admin_url: str | None = None,
     shop_database: str = "shop",
     force: bool = False,
@@ -104,7 +106,8 @@ def prepare(
 
     ``admin_url`` is a superuser URL of the PostgreSQL server that gets the shop database
     (default: the warehouse server, started if needed). ``landing_url`` defaults to the
-    folder ``.elt/landing``. ``api_port`` defaults to a free port chosen once and kept.
+    folder ``.elt/landing``, ``lake_url`` (the bucket the pipeline exports to) to the folder
+    ``.elt/lake``. ``api_port`` defaults to a free port chosen once and kept.
     A running API is restarted when the data was regenerated.
     """
     from elt import settings
@@ -113,10 +116,16 @@ def prepare(
     from elt.demo.shop import load_shop
 
     files, generated = ensure_data(years=years, seed=seed, force=force, progress=progress)
-    shop = load_shop(data_dir(), admin_url or settings.warehouse().url(), database=shop_database)
+    shop = load_shop(
+        data_dir(),
+        admin_url or settings.warehouse().url(),
+        database=shop_database,
+        # kept across reloads, so a process that read .elt/env earlier can still log in
+        password=_stored_secret("shop_password"),
+    )
     landing_url = landing_url or (paths.state_dir() / "landing").as_uri()
     objects = write_landing(data_dir(), landing_url)
-    token = _api_token()
+    token = _stored_secret("api_token")
     url = f"http://127.0.0.1:{_api_port(api_port)}"
     settings.write_local_env(
         {
@@ -124,6 +133,7 @@ def prepare(
             "SOCIAL_API_URL": url,
             "SOCIAL_API_TOKEN": token,
             "LANDING_URL": landing_url,
+            "LAKE_URL": lake_url or (paths.state_dir() / "lake").as_uri(),
         }
     )
     if generated and api_running():
@@ -152,7 +162,7 @@ def start_api() -> int:
     tweets = data_dir() / "tweets.csv"
     if not tweets.is_file():
         raise FileNotFoundError(f"{tweets} is missing: prepare the demo data first")
-    _api_token()
+    _stored_secret("api_token")
     return start_background(
         tweets, _token_file(), _api_port(None), demo_dir() / "api.log", _pid_file()
     )
@@ -180,13 +190,16 @@ def _token_file() -> Path:
     return demo_dir() / "api_token"
 
 
-def _api_token() -> str:
-    """The API token: generated once into a 0600 file, then reused."""
+def _stored_secret(name: str) -> str:
+    """A demo secret (API token, shop password): generated once into a 0600 file, reused."""
     from elt.demo.api import read_token_file
 
-    path = _token_file()
+    path = demo_dir() / name
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it meanwhile
+            return read_token_file(path)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(32) + "\n")
     return read_token_file(path)

@@ -1,7 +1,7 @@
 """The demo's OLTP source: a ``shop`` PostgreSQL database loaded from the jafgen CSVs.
 
 The database is recreated from scratch on every load, with primary and foreign keys, and a
-read-only login role ``shop_app`` (fresh password each time) for the ingestion to use.
+read-only login role ``shop_app`` for the ingestion to use.
 """
 
 from __future__ import annotations
@@ -85,14 +85,17 @@ class ShopDatabase:
     role: str = SHOP_ROLE
 
 
-def load_shop(csv_dir: Path, admin_url: str, *, database: str = "shop") -> ShopDatabase:
+def load_shop(
+    csv_dir: Path, admin_url: str, *, database: str = "shop", password: str | None = None
+) -> ShopDatabase:
     """(Re)create ``database`` on the server of ``admin_url`` and COPY the CSVs into it.
 
     ``admin_url`` is a superuser URL to any database on that server. The role ``shop_app``
-    is created (or gets a new password) and may only read the five tables.
+    is created (or has its password set to ``password``, default: a fresh one) and may only
+    read the five tables.
     """
     files = {table: _csv_file(csv_dir, table) for table in TABLES}
-    password = secrets.token_urlsafe(24)
+    password = password or secrets.token_urlsafe(24)
     _recreate_database(admin_url, database, password)
     conn = _connect(_with_database(admin_url, database))
     try:

@@ -77,6 +77,7 @@ def test_run_ingests_builds_tests_and_publishes(pg, demo_sources):
         "dbt_build",
         "quality_gate",
         "publish",
+        "export",
         "notify",
     ]
     report = result.report()
@@ -108,7 +109,7 @@ def test_run_ingests_builds_tests_and_publishes(pg, demo_sources):
         "select count(*), min(duration_s), min(peak_rss_mb) from elt_meta.steps"
         f" where run_id = '{result.run_id}'",
     )
-    assert steps[0][0] == 7 and steps[0][1] >= 0 and steps[0][2] > 0
+    assert steps[0][0] == len(result.steps) and steps[0][1] >= 0 and steps[0][2] > 0
     loads = dict(
         _rows(url, f"select table_name, rows from elt_meta.loads where run_id = '{result.run_id}'")
     )
@@ -119,6 +120,14 @@ def test_run_ingests_builds_tests_and_publishes(pg, demo_sources):
         f" where run_id = '{result.run_id}' and status not in ('pass', 'success')",
     )
     assert failed == [(0,)]
+    checks = _rows(
+        url,
+        "select stage, bool_and(success), count(*) from elt_meta.checks"
+        f" where run_id = '{result.run_id}' group by stage order by stage",
+    )
+    assert [(stage, ok) for stage, ok, _ in checks] == [("audit", True), ("raw", True)]
+    exported = result.steps[-2]
+    assert exported.step_id == "export" and exported.detail["rows"]["orders"] == shop["orders"]
 
 
 def test_rerun_with_no_new_data_keeps_the_same_marts(pg, demo_sources):

@@ -38,11 +38,16 @@ def test_parse_url_errors_name_what_is_missing(url, message):
     assert "ELT_WAREHOUSE_URL" in str(info.value)
 
 
+HOMES = ("AIRFLOW_HOME", "PREFECT_HOME", "DLT_DATA_DIR", "AIRFLOW__COSMOS__CACHE_DIR")
+
+
 def test_tool_env_puts_every_home_under_state_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("ELT_HOME", str(tmp_path))
+    for key in HOMES:
+        monkeypatch.delenv(key, raising=False)
     conn = settings.parse_url("postgresql://u:pw-123456@127.0.0.1:5999/wh")
     env = settings.tool_env(conn)
-    for key in ("AIRFLOW_HOME", "PREFECT_HOME", "DLT_DATA_DIR", "AIRFLOW__COSMOS__CACHE_DIR"):
+    for key in HOMES:
         assert env[key].startswith(str(tmp_path))
     assert env["PGPORT"] == "5999" and env["DBT_ENV_SECRET_PGPASSWORD"] == "pw-123456"
     assert env["RUNTIME__DLTHUB_TELEMETRY"] == "false"
@@ -74,3 +79,10 @@ def test_redact_hides_url_passwords_and_secret_env_values(monkeypatch):
     cleaned = redact(text)
     assert "hunter22" not in cleaned and "tok-abcdef-123" not in cleaned
     assert "postgresql://shop_app:***@127.0.0.1/shop" in cleaned
+
+
+def test_tool_env_keeps_homes_a_deployment_already_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("ELT_HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_HOME", "/opt/airflow")
+    env = settings.tool_env(settings.parse_url("postgresql://u:pw-123456@h:5432/wh"))
+    assert env["AIRFLOW_HOME"] == "/opt/airflow"

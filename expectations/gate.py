@@ -1,0 +1,259 @@
+"""The quality gate: run a pipeline's GX checks on one stage, record them, build Data Docs.
+
+    outcome = run_quality(config, "jaffle_daily", run_id=rid, url=url, stage="audit")
+    if outcome.blocking: ...   # failed checks of severity fail: do not publish
+
+``stage="audit"`` checks the marts dbt built in the audit schema (before publish);
+``stage="raw"`` checks raw tables after ingest: whole tables, or with ``load_id`` only the
+rows of that dlt load (the sources it belongs to are looked up in ``elt_meta.loads``, or
+named with ``source``). Every check is written to ``elt_meta.checks``; ``warn`` checks are
+recorded and reported, never blocking. GX is imported only when there is something to run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from psycopg2 import sql
+
+from elt import runs, settings
+from elt.config import Pipeline, ProjectConfig
+from expectations import context as gx_context
+from expectations import docs, sync
+from expectations.plan import (
+    QualityConfigError,
+    SuitePlan,
+    checkpoint_name,
+    for_stage,
+    generated_suites,
+    handwritten_suites,
+)
+from expectations.results import (
+    CheckResult,
+    check_from_result,
+    format_observed,
+    json_safe,
+    missing_table_check,
+)
+from expectations.rules import observed_query
+from expectations.targets import STAGES, Stage, Target
+
+__all__ = ["CheckResult", "QualityConfigError", "QualityOutcome", "run_quality"]
+
+
+@dataclass
+class QualityOutcome:
+    """What one run of the gate found."""
+
+    pipeline: str
+    stage: Stage
+    checks: list[CheckResult] = field(default_factory=list)
+    docs_index: Path | None = None
+    duration_s: float = 0.0
+
+    @property
+    def blocking(self) -> list[CheckResult]:
+        """Failed checks of severity ``fail``: the gate is closed when there is any."""
+        return [check for check in self.checks if check.blocking]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        """Failed checks of severity ``warn``: reported, never blocking."""
+        return [check for check in self.checks if check.warning]
+
+    @property
+    def passed(self) -> bool:
+        """True when nothing blocks."""
+        return not self.blocking
+
+    def describe(self, checks: list[CheckResult] | None = None, limit: int = 10) -> list[str]:
+        """One line per check (default: the blocking ones), for messages and notifications."""
+        chosen = self.blocking if checks is None else checks
+        return [
+            f"{check.suite}: {check.expectation_name} (observed {format_observed(check)})"
+            for check in chosen[:limit]
+        ]
+
+
+def run_quality(
+    config: ProjectConfig,
+    pipeline: Pipeline | str,
+    *,
+    run_id: str,
+    url: str,
+    stage: Stage,
+    load_id: str | None = None,
+    source: str | None = None,
+) -> QualityOutcome:
+    """Run the pipeline's checks of ``stage``, record them in elt_meta.checks, build Data Docs."""
+    started = time.monotonic()
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {', '.join(STAGES)} (got {stage!r})")
+    pipe = config.pipeline(pipeline) if isinstance(pipeline, str) else pipeline
+    outcome = QualityOutcome(pipeline=pipe.name, stage=stage)
+    generated = generated_suites(pipe)
+    if not generated and not pipe.quality.suites:
+        return outcome
+    handwritten = handwritten_suites(pipe, gx_context.gx_dir() / "expectations")
+    schemas = _raw_schemas(url, config, load_id, source) if stage == "raw" else None
+    plans = for_stage([*generated, *handwritten], stage, schemas)
+    if not plans:  # nothing to check at this stage: do not pay for importing GX
+        return outcome
+    gate = _Gate(run_id, url, stage, load_id, settings.dbt_schema(), pipe.quality.on_failure)
+    with gx_context.locked():
+        context = gx_context.open_context(url, gate.audit_schema)
+        sync.prune_generated(context, pipe.name, {plan.name for plan in generated})
+        for plan in generated:  # every stage's suite, so the files in git stay complete
+            sync.sync_generated_suite(context, plan)
+        results = []
+        for name, group in _groups(pipe.name, stage, plans, load_id, schemas).items():
+            checks, result = gate.run_checkpoint(context, name, group)
+            outcome.checks += checks
+            results += [result] if result is not None else []
+        outcome.docs_index = docs.build(context, results)
+    gate.fill_observed(outcome.checks, {plan.name: plan for plan in plans})
+    runs.record_checks(url, run_id, outcome.checks)
+    outcome.duration_s = time.monotonic() - started
+    return outcome
+
+
+def _raw_schemas(
+    url: str, config: ProjectConfig, load_id: str | None, source: str | None
+) -> set[str] | None:
+    """The raw schemas to check: the named source's, else those of the load's sources."""
+    if source is not None:
+        known = config.sources.get(source)
+        return {known.dataset if known else f"raw_{source}"}
+    if load_id is None:
+        return None
+    with runs.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("select to_regclass(%s) is not null", (f"{runs.SCHEMA}.loads",))
+        if not cur.fetchone()[0]:
+            return None
+        cur.execute(
+            f"select distinct source from {runs.SCHEMA}.loads where load_id = %s", (load_id,)
+        )
+        names = [row[0] for row in cur.fetchall()]
+    if not names:
+        return None
+    return {config.sources[n].dataset if n in config.sources else f"raw_{n}" for n in names}
+
+
+def _groups(
+    pipeline: str,
+    stage: Stage,
+    plans: list[SuitePlan],
+    load_id: str | None,
+    schemas: set[str] | None,
+) -> dict[str, list[SuitePlan]]:
+    """Checkpoint name → the suites it runs."""
+    by_load = stage == "raw" and load_id is not None
+    if stage == "audit" or (schemas is None and not by_load):
+        return {checkpoint_name(pipeline, stage, None, by_load=False): plans} if plans else {}
+    groups: dict[str, list[SuitePlan]] = {}
+    for plan in plans:
+        name = checkpoint_name(pipeline, stage, plan.target.schema, by_load=by_load)
+        groups.setdefault(name, []).append(plan)
+    return groups
+
+
+@dataclass
+class _Gate:
+    """One gate run's settings, shared by its checkpoints."""
+
+    run_id: str
+    url: str
+    stage: Stage
+    load_id: str | None
+    audit_schema: str
+    on_failure: str
+
+    @property
+    def by_load(self) -> bool:
+        return self.stage == "raw" and self.load_id is not None
+
+    def existing_tables(self, targets: list[Target]) -> set[tuple[str, str]]:
+        """The (schema, table) pairs of ``targets`` that exist (tables or views)."""
+        wanted = [".".join(target.qualified(self.audit_schema)) for target in targets]
+        with runs.connect(self.url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "select table_schema, table_name from information_schema.tables"
+                " where table_schema || '.' || table_name = any(%s)",
+                (wanted,),
+            )
+            return {(schema, table) for schema, table in cur.fetchall()}
+
+    def run_checkpoint(
+        self, context: Any, name: str, plans: list[SuitePlan]
+    ) -> tuple[list[CheckResult], Any]:
+        """Run one checkpoint; a suite whose table is missing becomes one failed check."""
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        existing = self.existing_tables([plan.target for plan in plans])
+        present = [plan for plan in plans if plan.target.qualified(self.audit_schema) in existing]
+        checks = [self.missing_table(plan) for plan in plans if plan not in present]
+        if not present:
+            return checks, None
+        validations = [sync.sync_validation(context, p, by_load=self.by_load) for p in present]
+        checkpoint = sync.sync_checkpoint(context, name, validations)
+        result = checkpoint.run(
+            batch_parameters={gx_context.LOAD_ID_COLUMN: self.load_id} if self.by_load else None,
+            run_id=RunIdentifier(run_name=self.run_id),
+        )
+        by_suite = {plan.name: plan for plan in present}
+        for suite_result in result.run_results.values():
+            plan = by_suite[suite_result.suite_name]
+            checks += [
+                check_from_result(
+                    expectation_result,
+                    plan,
+                    stage=self.stage,
+                    load_id=self.load_id,
+                    on_failure=self.on_failure,
+                )
+                for expectation_result in suite_result.results
+            ]
+        return checks, result
+
+    def missing_table(self, plan: SuitePlan) -> CheckResult:
+        """The failed check standing for a suite whose table does not exist."""
+        if plan.generated:
+            severities = {rule.severity for rule in plan.rules.values()}
+            severity = "fail" if "fail" in severities else "warn"
+        else:
+            severity = self.on_failure
+        return missing_table_check(
+            plan,
+            stage=self.stage,
+            load_id=self.load_id,
+            schema=plan.target.qualified(self.audit_schema)[0],
+            severity=severity,
+        )
+
+    def fill_observed(self, checks: list[CheckResult], plans: dict[str, SuitePlan]) -> None:
+        """A failed SQL-based check shows its value: the duplicates, the query's result."""
+        todo = []
+        for check in checks:
+            rule = plans[check.suite].rules.get(check.expectation_name)
+            query = observed_query(rule) if rule is not None else None
+            if not check.success and query is not None and "error" not in check.details:
+                todo.append((check, query, plans[check.suite].target))
+        if not todo:
+            return
+        with runs.connect(self.url) as conn, conn.cursor() as cur:
+            for check, query, target in todo:
+                cur.execute(query.format(batch=self.relation(target).as_string(conn)))
+                check.observed_value = json_safe(cur.fetchone()[0])
+
+    def relation(self, target: Target) -> sql.Composable:
+        """What ``{batch}`` means for ``target`` in this run: the table, or one load's rows."""
+        schema, table = target.qualified(self.audit_schema)
+        relation = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+        if not (self.by_load and target.stage == "raw"):
+            return relation
+        return sql.SQL("(select * from {} where {} = {}) as batch").format(
+            relation, sql.Identifier(gx_context.LOAD_ID_COLUMN), sql.Literal(self.load_id)
+        )
