@@ -21,9 +21,12 @@ demo: setup  ## start the warehouse, make demo sources, run the whole pipeline o
 	$(ELT) up
 	$(ELT) demo-data --years $(YEARS)
 	$(ELT) run jaffle_daily
+	$(ELT) docs build
 	@echo
 	@echo "Done. Look at the published marts:  eval \"\$$($(ELT) env)\" && psql -c 'select * from analytics.customers limit 5'"
 	@echo "Stop the warehouse with: $(ELT) down"
+	@echo "Data docs (runs, checks, freshness, dbt lineage, GX results) are in .elt/site/index.html"
+	@echo "Serve them with: $(ELT) docs serve   then open http://127.0.0.1:8580/"
 
 lint: setup  ## ruff (format + check) and sqlfluff (dbt templater)
 	.venv/bin/ruff format --check .
@@ -35,8 +38,16 @@ format: setup  ## apply ruff formatting and sqlfluff fixes
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
-test: setup lint  ## the full suite: lint, unit and integration tests (what CI runs)
+test: setup lint browser  ## the full suite: lint, unit and integration tests (what CI runs)
 	.venv/bin/pytest -q tests
+
+.PHONY: browser
+browser:  ## Debian's chromium for the browser tests (apt-get, as root, only when missing)
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+	else echo "/usr/bin/chromium is missing and the browser tests need it:" \
+		"run 'sudo apt-get update && sudo apt-get install -y chromium', then make test again"; \
+		exit 1; fi
 
 test-unit: setup  ## fast tests, no services
 	.venv/bin/pytest -q tests/unit
@@ -57,3 +68,24 @@ k8s:  ## render every k8s overlay into .elt/k8s/<env>.yaml (kubectl kustomize th
 
 k8s-validate:  ## render the k8s overlays and check them offline: schema, checkov, hadolint
 	k8s/validate.sh
+
+.PHONY: bench bench-quick bench-ingest
+
+bench: setup  ## every benchmark at full scale (tens of minutes); tables into BENCHMARKS.md
+	.venv/bin/python -m bench full
+
+bench-quick: setup  ## every benchmark case at a small scale (a few minutes)
+	.venv/bin/python -m bench quick
+
+bench-ingest: setup  ## database ingestion vs COPY, dlt defaults and pandas on >= 1M order items
+	.venv/bin/python -m bench ingest
+
+.PHONY: soak
+
+SOAK_RUNS ?= 8
+SOAK_SEED ?= 1
+
+soak: setup  ## incremental ingests with random faults (SOAK_RUNS=8); rows, duplicates, losses
+	@ELT_HOME=$(CURDIR)/.elt/soak .venv/bin/python -m tests.reliability.soak \
+		--runs $(SOAK_RUNS) --seed $(SOAK_SEED); status=$$?; \
+		ELT_HOME=$(CURDIR)/.elt/soak $(ELT) down >/dev/null 2>&1; exit $$status

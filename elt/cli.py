@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from elt import paths, settings
+from elt.docs_site.cli import docs_app
 from elt.redact import redact
 from expectations.cli import validate as validate_checks
 
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 demo_api_app = typer.Typer(help="The local tweets REST API used by the demo.", no_args_is_help=True)
 app.add_typer(demo_api_app, name="demo-api")
+app.add_typer(docs_app, name="docs")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)

@@ -94,7 +94,8 @@ def invoke(
 
     settings.apply_tool_env()
     project = project_dir or paths.dbt_project_dir()
-    argv = [command, "--project-dir", str(project), "--profiles-dir", str(project)]
+    # a command group ("docs generate") takes its options after the subcommand
+    argv = [*command.split(), "--project-dir", str(project), "--profiles-dir", str(project)]
     argv += ["--log-path", str(paths.state_dir() / "logs")]
     if quiet:
         argv += ["--log-level", "warn"]
