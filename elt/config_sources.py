@@ -8,12 +8,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from elt.config_values import (
+    ColumnList,
     Duration,
     Invalid,
     Location,
     Name,
     SecretRef,
-    StrList,
+    SqlIdentifier,
     UrlOrEnv,
     did_you_mean,
 )
@@ -40,7 +41,7 @@ class Retries(Strict):
 class _Loadable(Strict):
     """Shared by tables, resources and file sets: primary key and write disposition."""
 
-    primary_key: StrList = []
+    primary_key: ColumnList = []
     write_disposition: Disposition | None = None
 
     @property
@@ -64,7 +65,7 @@ class _Loadable(Strict):
 class SqlTable(_Loadable):
     """One table of a database source."""
 
-    cursor: str | None = None
+    cursor: SqlIdentifier | None = None
     lookback: Duration = timedelta(0)
 
     @model_validator(mode="after")

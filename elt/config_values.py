@@ -250,4 +250,6 @@ def _as_list(value: Any) -> Any:
 
 
 StrList = Annotated[list[str], BeforeValidator(_as_list)]
+# column names that end up in SQL (primary keys): each must be a plain identifier
+ColumnList = Annotated[list[SqlIdentifier], BeforeValidator(_as_list)]
 """A list of strings; a single string is accepted and wrapped."""

@@ -20,11 +20,12 @@ def secret_values() -> list[str]:
         for name, value in os.environ.items()
         if _SECRET_NAME.search(name.upper()) and len(value) >= 6
     }
-    from elt import warehouse
+    from elt import roles, warehouse
 
     password = warehouse.stored_password()
     if password:
         values.add(password)
+    values.update(roles.stored_passwords())
     return sorted(values, key=len, reverse=True)
 
 

@@ -357,7 +357,16 @@ def ensure_running() -> Connection:
             _write_meta({**meta, "port": port})
         conn = connection()
         _ensure_database(conn)
+        _ensure_roles(conn)
         return conn
+
+
+def _ensure_roles(conn: Connection) -> None:
+    """The least-privilege roles (elt.roles), created once per warehouse."""
+    from elt import roles
+
+    if not roles.roles_ready(conn):
+        roles.ensure_roles(conn)
 
 
 def stop() -> bool:

@@ -19,6 +19,15 @@ os.environ.setdefault("ELT_HOME", str(paths.project_root() / ".elt" / "test"))
 os.environ.pop("ELT_WAREHOUSE_URL", None)
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """In-process runs export tool settings (AIRFLOW_HOME, PG*): undo them after each test."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @dataclass
 class PgServer:
     """The test session's PostgreSQL server (superuser credentials)."""

@@ -35,7 +35,7 @@ def _csv_chunks(item: FileItemDict, chunk_rows: int) -> Iterator[list[dict[str, 
             for frame in pd.read_csv(handle, chunksize=chunk_rows):
                 # missing values become NULL, not NaN
                 yield frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise MalformedFileError(item["file_url"], _first_line(exc)) from exc
 
 

@@ -506,3 +506,22 @@ def test_wrong_shapes_and_duplicate_rule_names(tmp_path: Path) -> None:
         "pipelines.yml:11: pipelines.p.quality.rules: two rules are named unique_a_b "
         "(hint: give one of them a distinct name: ...)",
     ]
+
+
+def test_sql_injection_in_key_and_cursor_columns_is_refused(tmp_path):
+    path = tmp_path / "pipelines.yml"
+    path.write_text(
+        "sources:\n"
+        "  db:\n"
+        "    type: sql_database\n"
+        "    credentials: env:DB_URL\n"
+        "    tables:\n"
+        '      orders: {primary_key: "id) or 1=1 --", cursor: "x;drop table y"}\n'
+    )
+    problems = [str(p) for p in config.validate_file(path, check_env=False)]
+    assert any(
+        "sources.db.tables.orders.primary_key[0]: 'id) or 1=1 --' is not a valid SQL identifier"
+        in p
+        for p in problems
+    ), problems
+    assert any("'x;drop table y' is not a valid SQL identifier" in p for p in problems), problems
