@@ -1,0 +1,49 @@
+"""Adapters for the bench scripts other parts of the project own: run each as it is.
+
+Each script does its own repeats and prints its own table; the harness times the whole
+script (wall, peak RSS of its process tree) and keeps what it printed for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.measure import VariantFailed, run_command
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+# name → (script, arguments, what it needs)
+SCRIPTS: dict[str, tuple[str, list[str], str]] = {
+    "gx_vs_sql": (
+        "gx_vs_sql.py",
+        ["--repeat", "3"],
+        "the marts of the last `elt run` in the benchmark warehouse (the e2e case)",
+    ),
+    "airflow_parse": ("airflow_parse.py", [], ""),
+    "prefect_vs_dbt": ("prefect_vs_dbt.py", ["--repeats", "3"], "its own state folder"),
+}
+
+
+def run_script(name: str, env: dict[str, str]) -> dict[str, Any]:
+    """Run ``bench/<script>`` once; a missing script is recorded as skipped, not failed."""
+    script, args, needs = SCRIPTS[name]
+    path = BENCH_DIR / script
+    record: dict[str, Any] = {
+        "id": name,
+        "group": "external",
+        "title": f"bench/{script}",
+        "command": f".venv/bin/python bench/{script} {' '.join(args)}".strip(),
+        "needs": needs,
+    }
+    if not path.exists():
+        record["skipped"] = f"bench/{script} does not exist yet"
+        return record
+    try:
+        sample, stdout = run_command([sys.executable, str(path), *args], env, cwd=BENCH_DIR.parent)
+    except VariantFailed as exc:
+        record["error"] = str(exc)[-3000:]
+        return record
+    record.update(wall_s=sample.wall_s, peak_rss_mib=sample.peak_rss_mib, stdout=stdout)
+    return record

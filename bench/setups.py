@@ -1,0 +1,475 @@
+"""Build each case of a suite: its data, its pipelines.yml, its variants and targets.
+
+Runs in the harness process (no dlt, no dbt imports here); the heavy work happens in the
+variants' own processes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+import yaml
+
+from bench import data
+from bench.plan import Case, Suite, Target, Variant
+from elt import paths
+from elt.settings import Connection
+
+
+@dataclass
+class Context:
+    """What every case builder needs; ``cleanup`` runs at the end of the run."""
+
+    suite: Suite
+    admin: Connection
+    home: Path
+    cleanup: list[Callable[[], None]] = field(default_factory=list)
+    _sources: dict[float, str] = field(default_factory=dict)
+
+    def source_db(self, years: float) -> str:
+        """Admin URL of a shop database with ``years`` of jafgen data (made once per run)."""
+        if years not in self._sources:
+            database = f"bench_src_{years:g}y".replace(".", "_")
+            data.load_shop_database(data.jafgen_data(years), self.admin.url(), database)
+            self._sources[years] = self.admin.url(database)
+        return self._sources[years]
+
+
+def write_config(home: Path, name: str, sources: dict, pipelines: dict | None = None) -> Path:
+    """A pipelines.yml of the benchmark (``config/<name>.yml``)."""
+    folder = home / "config"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yml"
+    document = {"version": 1, "sources": sources, "pipelines": pipelines or {}}
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def _source_env(url: str) -> dict[str, str]:
+    return {"BENCH_SOURCE_URL": url, "BENCH_SOURCE_ADMIN_URL": url}
+
+
+def ingest_db_cases(ctx: Context) -> list[Case]:
+    """Database → warehouse at each of the suite's sizes."""
+    suite, cases = ctx.suite, []
+    source = ctx.source_db(suite.base_years)
+    for factor in suite.ingest_factors:
+        table = f"items_x{factor}"
+        rows = data.replicate_items(source, table, factor)
+        config = write_config(
+            ctx.home,
+            f"ingest_db_{table}",
+            {
+                "bench_db": {
+                    "type": "sql_database",
+                    "credentials": "env:BENCH_SOURCE_URL",
+                    "schema": "public",
+                    "tables": {table: {}},
+                }
+            },
+        )
+        cases.append(
+            Case(
+                id=f"ingest_db_{rows}",
+                group="ingest_db",
+                title=f"Database → warehouse, {rows:,} order items",
+                module="ingest_db",
+                size=f"{rows:,} rows",
+                params={"config": str(config), "source": "bench_db", "table": table},
+                env=_source_env(source),
+                metric="throughput",
+                baseline="copy_pipe",
+                variants=[
+                    Variant("ours", "ours (connectorx → Parquet → ADBC)", "ours"),
+                    Variant("copy_pipe", "raw COPY pipe (psql | psql)", "copy_pipe"),
+                    Variant(
+                        "dlt_defaults", "dlt defaults (sqlalchemy, insert_values)", "dlt_defaults"
+                    ),
+                    Variant("pandas", "pandas read_sql + to_sql (chunked)", "pandas"),
+                ],
+                targets=[
+                    Target(
+                        "≥ 0.5× raw COPY throughput", "ours", "copy_pipe", "rows_per_s", ">=", 0.5
+                    ),
+                    Target(
+                        "≥ 10× dlt defaults throughput",
+                        "ours",
+                        "dlt_defaults",
+                        "rows_per_s",
+                        ">=",
+                        10,
+                    ),
+                ],
+                notes=[
+                    "Every variant makes a full copy of the table (replace) into its own schema"
+                    " of the warehouse; source and warehouse are databases of the same embedded"
+                    " server.",
+                ],
+            )
+        )
+    return cases
+
+
+def ingest_files_case(ctx: Context) -> list[Case]:
+    """CSV files → warehouse."""
+    source = ctx.source_db(ctx.suite.base_years)
+    table = f"items_x{ctx.suite.file_factor}"
+    rows = data.replicate_items(source, table, ctx.suite.file_factor)
+    folder = ctx.home / "files" / "items"
+    files = data.export_csv_files(source, table, folder, parts=4)
+    config = write_config(
+        ctx.home,
+        "ingest_files",
+        {
+            "bench_files": {
+                "type": "filesystem",
+                "bucket_url": str(folder),
+                "files": {"items": {"glob": "*.csv", "format": "csv"}},
+            }
+        },
+    )
+    return [
+        Case(
+            id="ingest_files",
+            group="ingest_files",
+            title=f"CSV files → warehouse, {len(files)} files, {rows:,} rows",
+            module="ingest_files",
+            size=f"{rows:,} rows",
+            params={"config": str(config), "source": "bench_files", "folder": str(folder)},
+            metric="throughput",
+            baseline="direct_copy",
+            variants=[
+                Variant("ours", "ours (filesystem source, csv)", "ours"),
+                Variant("direct_copy", "psql \\copy of the same files", "direct_copy"),
+            ],
+            targets=[Target("time ≤ 3× direct COPY", "ours", "direct_copy", "work_s", "<=", 3)],
+        )
+    ]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_api(ctx: Context, tweets_csv: Path, name: str) -> dict[str, str]:
+    """Start the demo tweets API on ``tweets_csv`` in the background; returns its env."""
+    from elt.demo.background import start_background, stop_background
+
+    folder = ctx.home / "api" / name
+    token = secrets.token_urlsafe(24)
+    token_file = data.write_secret_file(folder / "token", token)
+    port = free_port()
+    pid_file = folder / "api.pid"
+    start_background(tweets_csv, token_file, port, folder / "api.log", pid_file)
+    ctx.cleanup.append(lambda: stop_background(pid_file))
+    return {"url": f"http://127.0.0.1:{port}", "token": token}
+
+
+def ingest_api_case(ctx: Context) -> list[Case]:
+    """REST API → warehouse."""
+    tweets = ctx.home / "files" / "tweets.csv"
+    base = data.jafgen_data(ctx.suite.base_years) / "tweets.csv"
+    rows = data.replicate_tweets(base, tweets, ctx.suite.tweet_factor)
+    api = start_api(ctx, tweets, "bench")
+    page_size = 1000
+    config = write_config(
+        ctx.home,
+        "ingest_api",
+        {
+            "bench_api": {
+                "type": "rest_api",
+                "base_url": "env:BENCH_API_URL",
+                "auth": {"type": "bearer", "token": "env:BENCH_API_TOKEN"},
+                "paginator": {
+                    "type": "page_number",
+                    "page_param": "page",
+                    "total_path": "total_pages",
+                },
+                "resources": {
+                    "tweets": {
+                        "path": "tweets",
+                        "data_selector": "data",
+                        "params": {"page_size": page_size},
+                    }
+                },
+            }
+        },
+    )
+    return [
+        Case(
+            id="ingest_api",
+            group="ingest_api",
+            title=f"REST API → warehouse, {rows:,} tweets in pages of {page_size}",
+            module="ingest_api",
+            size=f"{rows:,} rows",
+            params={"config": str(config), "source": "bench_api", "page_size": page_size},
+            env={"BENCH_API_URL": api["url"], "BENCH_API_TOKEN": api["token"]},
+            metric="throughput",
+            baseline="hand_client",
+            variants=[
+                Variant("ours", "ours (rest_api source)", "ours"),
+                Variant("hand_client", "hand-written client (urllib + COPY)", "hand_client"),
+            ],
+            targets=[
+                Target("time ≤ 1.5× the hand client", "ours", "hand_client", "work_s", "<=", 1.5)
+            ],
+            notes=["The API server runs in its own process (not counted in peak RSS)."],
+        )
+    ]
+
+
+def _change_one_percent(url: str, table: str) -> Callable[[], None]:
+    def change() -> None:
+        data.execute(
+            url,
+            f"update {table} set updated_at = clock_timestamp(), sku = sku"
+            f" where id in (select id from {table} where random() < 0.01)",
+        )
+
+    return change
+
+
+def incremental_ingest_case(ctx: Context) -> list[Case]:
+    """Ingestion: full refresh vs an incremental run after 1% of the rows changed."""
+    source = ctx.source_db(ctx.suite.base_years)
+    factor = ctx.suite.incremental_factor
+    rows = data.replicate_items(source, "items_inc", factor)
+    config = write_config(
+        ctx.home,
+        "incremental_ingest",
+        {
+            "bench_inc": {
+                "type": "sql_database",
+                "credentials": "env:BENCH_SOURCE_URL",
+                "schema": "public",
+                "tables": {"items_inc": {"primary_key": "id", "cursor": "updated_at"}},
+            }
+        },
+    )
+    return [
+        Case(
+            id="incremental_ingest",
+            group="incremental",
+            title=f"Ingestion: full refresh vs incremental after a 1% change, {rows:,} rows",
+            module="incremental",
+            size=f"{rows:,} rows",
+            params={"config": str(config), "source": "bench_inc"},
+            env=_source_env(source),
+            baseline="full",
+            variants=[
+                Variant("full", "full refresh", "ingest_full"),
+                Variant(
+                    "incremental",
+                    "incremental (cursor updated_at, merge on id)",
+                    "ingest_incremental",
+                    before=_change_one_percent(source, "items_inc"),
+                ),
+            ],
+            notes=[
+                "Before each incremental run 1% of the rows get a new `updated_at` (not timed).",
+            ],
+        )
+    ]
+
+
+def demo_sources(ctx: Context, years: float, name: str, shop_url: str) -> dict[str, str]:
+    """The demo's three sources for the project's pipelines.yml: shop, API, landing."""
+    from elt.demo.landing import write_landing
+
+    csv_dir = data.jafgen_data(years)
+    api = start_api(ctx, csv_dir / "tweets.csv", name)
+    landing = ctx.home / "landing" / name
+    write_landing(csv_dir, landing.as_uri())
+    return {
+        "SHOP_DB_URL": shop_url,
+        "SOCIAL_API_URL": api["url"],
+        "SOCIAL_API_TOKEN": api["token"],
+        "LANDING_URL": landing.as_uri(),
+        "LAKE_URL": (ctx.home / "lake" / name).as_uri(),
+    }
+
+
+def _new_orders(url: str) -> Callable[[], None]:
+    """Insert 1% new orders (copies with new ids, placed after the newest) and their items."""
+
+    def change() -> None:
+        tag = secrets.token_hex(4)
+        data.execute(
+            url,
+            f"""
+            create temp table picked as
+                select id from orders where random() < 0.01;
+            insert into orders (id, customer, ordered_at, store_id, subtotal, tax_paid,
+                                order_total)
+                select o.id || '-n{tag}', o.customer,
+                       (select max(ordered_at) from orders) + interval '1 minute',
+                       o.store_id, o.subtotal, o.tax_paid, o.order_total
+                from orders as o join picked using (id);
+            insert into items (id, order_id, sku)
+                select i.id || '-n{tag}', i.order_id || '-n{tag}', i.sku
+                from items as i join picked on i.order_id = picked.id;
+            """,
+        )
+
+    return change
+
+
+def incremental_dbt_case(ctx: Context) -> list[Case]:
+    """dbt: ``build --full-refresh`` vs ``build`` after 1% new orders were ingested."""
+    years = ctx.suite.dbt_years
+    database = "bench_dbt_shop"
+    data.load_shop_database(data.jafgen_data(years), ctx.admin.url(), database)
+    shop = ctx.admin.url(database)
+    env = demo_sources(ctx, years, "dbt", shop)
+    _fresh_start(ctx)()  # the first ingest below is then a full load
+    params = {
+        "config": str(paths.config_file()),
+        "pipeline": "jaffle_daily",
+        "vars": {"lookback_days": 0},
+    }
+    return [
+        Case(
+            id="incremental_dbt",
+            group="incremental",
+            title=(
+                f"dbt build: full refresh vs incremental after 1% new orders (demo, {years:g} year)"
+            ),
+            module="incremental",
+            size=f"{years:g} year of jafgen data",
+            params=params,
+            env=env,
+            baseline="full",
+            prepare=[("sources", {})],
+            # the first (full) build, then one incremental: from then on each incremental
+            # build re-processes the newest built load and the new one
+            warmup=["incremental"],
+            variants=[
+                Variant("full", "dbt build --full-refresh", "dbt_full"),
+                Variant(
+                    "incremental",
+                    "dbt build (incremental marts)",
+                    "dbt_incremental",
+                    before=_new_orders(shop),
+                    setup=["sources"],
+                ),
+            ],
+            notes=[
+                "Before each incremental build, 1% new orders (with their items) are inserted in"
+                " the shop and ingested incrementally (not timed).",
+                "`--vars {lookback_days: 0}`: the bench's loads are seconds apart, so the default"
+                " 3-day lookback would re-process every load; 0 re-processes only the newest load"
+                " already built, as a daily schedule with loads more than 3 days old would.",
+            ],
+        )
+    ]
+
+
+DEMO_SOURCES = ("shop", "social", "landing")
+
+
+def _fresh_start(ctx: Context) -> Callable[[], None]:
+    """Drop what earlier runs left (raw and audit schemas, dlt's pipeline folders), so every
+    run is a first run. (`elt run --full-refresh` cannot be used: dlt's refresh drops the raw
+    tables without CASCADE and fails on the dbt staging views built on them.)"""
+    from psycopg2 import sql
+
+    from elt import settings
+
+    def reset() -> None:
+        url = ctx.admin.url()
+        schema = settings.dbt_schema()
+        conn = psycopg2.connect(url)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "select nspname from pg_namespace where nspname = any(%s) or nspname like %s",
+                    ([f"raw_{name}" for name in DEMO_SOURCES], f"{schema}%"),
+                )
+                for (name,) in cur.fetchall():
+                    cur.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
+        finally:
+            conn.close()
+        pipelines = Path(settings.tool_homes()["DLT_DATA_DIR"]) / "pipelines"
+        for name in DEMO_SOURCES:
+            shutil.rmtree(pipelines / f"elt_{name}", ignore_errors=True)
+
+    return reset
+
+
+def e2e_case(ctx: Context) -> list[Case]:
+    """``elt run`` of the demo pipeline at several multiples of a small demo."""
+    years = ctx.suite.e2e_years
+    csv_dir = data.jafgen_data(years)
+    variants, sizes = [], []
+    base_env: dict[str, str] = {}
+    for scale in ctx.suite.e2e_scales:
+        database = f"bench_e2e_x{scale}"
+        data.load_shop_database(csv_dir, ctx.admin.url(), database)
+        url = ctx.admin.url(database)
+        counts = data.scale_shop(url, scale)
+        sizes.append(f"{scale}×: {counts['orders']:,} orders, {counts['items']:,} items")
+        if not base_env:
+            base_env = demo_sources(ctx, years, "e2e", url)
+        variants.append(
+            Variant(
+                f"x{scale}",
+                f"{scale}×",
+                "run",
+                env={"SHOP_DB_URL": url},
+                before=_fresh_start(ctx),
+            )
+        )
+    flat = []
+    if len(ctx.suite.e2e_scales) >= 3:
+        big, bigger = (f"x{s}" for s in ctx.suite.e2e_scales[-2:])
+        flat = [
+            Target(
+                f"peak RSS flat from {big} to {bigger} (≤ 1.5×)",
+                bigger,
+                big,
+                "peak_rss_mib",
+                "<=",
+                1.5,
+            )
+        ]
+    return [
+        Case(
+            id="e2e",
+            group="e2e",
+            title=f"End to end `elt run jaffle_daily`, first run ({years:g}-year demo × scale)",
+            module="e2e",
+            size="; ".join(sizes),
+            params={"config": str(paths.config_file()), "pipeline": "jaffle_daily"},
+            env=base_env,
+            baseline=variants[0].name,
+            variants=variants,
+            targets=flat,
+            notes=[
+                "Each run starts from nothing: raw and audit schemas and dlt's pipeline folders"
+                " are dropped before it (not timed); the published schema is kept.",
+                "Shop orders and items are multiplied; tweets and supplier files stay at 1×.",
+                "Peak RSS is the `elt run` process (dbt and dlt run in it); the PostgreSQL server"
+                " is not counted.",
+            ],
+        )
+    ]
+
+
+BUILDERS: dict[str, Callable[[Context], list[Case]]] = {
+    "ingest_db": ingest_db_cases,
+    "ingest_files": ingest_files_case,
+    "ingest_api": ingest_api_case,
+    "incremental_ingest": incremental_ingest_case,
+    "incremental_dbt": incremental_dbt_case,
+    "e2e": e2e_case,
+}
