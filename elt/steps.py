@@ -90,10 +90,23 @@ class StepRunner:
         """Run ``step``; returns (rows it handled, detail for elt_meta.steps)."""
         return getattr(self, step.kind)(step)
 
+    def _drop_staging_views(self) -> None:
+        """A full refresh makes dlt drop the raw tables, which dbt's staging views depend
+        on: drop those views first (the dbt build recreates them; marts stay published)."""
+        from psycopg2 import sql
+
+        from elt import settings
+
+        staging = f"{settings.dbt_schema()}_staging"
+        with runs.connect(self.url) as conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(staging)))
+
     def ingest(self, step: Step) -> tuple[int, dict]:
         """Load one source with dlt and record its loads."""
         from ingestion.runner import ingest
 
+        if self.full_refresh:
+            self._drop_staging_views()
         source = self.config.sources[step.source]
         outcome = ingest(
             source,

@@ -165,6 +165,16 @@ def test_bad_source_data_fails_the_gate_and_keeps_published_marts(pg, demo_sourc
     assert before == after
 
 
+def test_full_refresh_after_a_build_reloads_everything(pg, demo_sources):
+    # dlt's full refresh drops the raw tables that dbt's staging views read from
+    config = elt_config.load(check_env=True)
+    result = run_pipeline(config, "jaffle_daily", full_refresh=True)
+    assert result.status == "succeeded", result.error
+    assert result.report().rows["shop.orders"] == demo_sources.shop_rows["orders"]
+    published = _rows(pg.url(), "select count(*) from analytics.orders")
+    assert published == [(demo_sources.shop_rows["orders"],)]
+
+
 def test_cli_run_reports_an_unknown_pipeline_clearly(demo_sources):
     result = subprocess.run(
         [sys.executable, "-m", "elt.cli", "run", "jaffle_dialy"],
