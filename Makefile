@@ -3,6 +3,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 export UV_PYTHON_DOWNLOADS := never
+# compile site-packages once at install: with PYTHONDONTWRITEBYTECODE set (as on CI) every
+# process would otherwise recompile dlt, dbt and pandas (≈10 s per process measured)
+export UV_COMPILE_BYTECODE := 1
 export PATH := $(HOME)/.local/bin:$(PATH)
 ELT := .venv/bin/elt
 YEARS ?= 1
