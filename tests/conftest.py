@@ -28,6 +28,27 @@ def _restore_environment():
     os.environ.update(saved)
 
 
+@pytest.fixture(scope="module")
+def demo_sources(pg):
+    """Small demo sources on the test server (an empty warehouse to start with), their
+    settings in the environment and the demo API running, for one test module."""
+    from elt import demo, settings
+    from tests.helpers.warehouse import DEMO_KEYS, reset_warehouse
+
+    reset_warehouse(pg.url())
+    summary = demo.prepare(years=0.03, seed=7, admin_url=pg.url())
+    saved = {key: os.environ.pop(key, None) for key in DEMO_KEYS}
+    settings.load_local_env()
+    demo.start_api()
+    yield summary
+    demo.stop_api()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @dataclass
 class PgServer:
     """The test session's PostgreSQL server (superuser credentials)."""

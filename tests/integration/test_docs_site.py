@@ -3,20 +3,18 @@ on 127.0.0.1 and opened by headless Chromium (Debian's, driven by Playwright).""
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-import psycopg2
 import pytest
 
 from elt import config as elt_config
-from elt import demo, paths, settings
+from elt import paths
 from elt.docs_site.build import SiteResult, build_site
 from elt.docs_site.serve import serve_in_thread, url_of
 from elt.runner import run_pipeline
+from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +28,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = paths.project_root() / ".elt" / "test-artifacts" / "screenshots"
-DEMO_KEYS = ("SHOP_DB_URL", "SOCIAL_API_URL", "SOCIAL_API_TOKEN", "LANDING_URL", "LAKE_URL")
 TIMEOUT_MS = 20_000
 
 
@@ -47,49 +44,27 @@ class Portal:
     warehouse: str
 
 
-def _sql(url: str, query: str, params: tuple | None = None):
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(query, params)
-        return cur.fetchall() if cur.description else []
-
-
-def _reset_warehouse(url: str) -> None:
-    """No raw data, dlt state, marts or run history: the portal shows only this module's runs."""
-    schemas = _sql(
-        url,
-        "select nspname from pg_namespace where nspname like 'raw\\_%'"
-        " or nspname like 'audit%' or nspname in ('analytics', 'elt_meta')",
-    )
-    for (schema,) in schemas:
-        _sql(url, f'drop schema "{schema}" cascade')
-    shutil.rmtree(paths.state_dir() / "dlt", ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
-def portal(pg):
+def portal(pg, demo_sources):
     """A good and a bad run of jaffle_daily on small demo data, the site built and served."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
     url = pg.url()
-    _reset_warehouse(url)
-    summary = demo.prepare(years=0.03, seed=7, admin_url=url)
-    saved = {key: os.environ.pop(key, None) for key in DEMO_KEYS}
-    settings.load_local_env()
-    demo.start_api()
+    summary = demo_sources
     server = None
     try:
         config = elt_config.load(check_env=True)
         good = run_pipeline(config, "jaffle_daily")
         assert good.status == "succeeded", good.error
         shop_admin = pg.url("shop")
-        _sql(
+        rows(
             shop_admin,
             "update products set price = -100 where sku = (select min(sku) from products)",
         )
         try:
             bad = run_pipeline(config, "jaffle_daily")
         finally:
-            _sql(shop_admin, "update products set price = abs(price) where price < 0")
+            rows(shop_admin, "update products set price = abs(price) where price < 0")
         assert bad.status == "failed"
         site = build_site(url)
         server, _ = serve_in_thread(site.root)
@@ -106,12 +81,6 @@ def portal(pg):
         if server is not None:
             server.shutdown()
             server.server_close()
-        demo.stop_api()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +181,7 @@ def test_the_gx_link_opens_the_suite_results(portal: Portal, page) -> None:
 
 def _expected_failure(portal: Portal) -> tuple[str, str]:
     """The name and observed value of the bad run's first failed check, from elt_meta."""
-    gx = _sql(
+    gx = rows(
         portal.warehouse,
         "select expectation_name, observed_value from elt_meta.checks"
         " where run_id = %s and not success order by checked_at desc, check_id",
@@ -221,7 +190,7 @@ def _expected_failure(portal: Portal) -> tuple[str, str]:
     if gx:
         name, observed = gx[0]
         return name, f"{observed:,}" if isinstance(observed, int) else str(observed)
-    dbt = _sql(
+    dbt = rows(
         portal.warehouse,
         "select unique_id, failures from elt_meta.dbt_results where run_id = %s"
         " and resource_type = 'test' and status in ('fail', 'error') order by unique_id",

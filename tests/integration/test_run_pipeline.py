@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
-import psycopg2
 import pytest
 
 from elt import config as elt_config
-from elt import demo, settings
+from elt import settings
 from elt.runner import run_pipeline
+from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
 
@@ -24,46 +23,6 @@ PRODUCTS_FINGERPRINT = (
     "select md5(string_agg((to_jsonb(p) - 'load_id')::text, ',' order by product_id))"
     " from analytics.products p"
 )
-DEMO_KEYS = ("SHOP_DB_URL", "SOCIAL_API_URL", "SOCIAL_API_TOKEN", "LANDING_URL")
-
-
-@pytest.fixture(scope="module")
-def demo_sources(pg):
-    """Small demo sources on the test server, their settings in the environment."""
-    _reset_warehouse(pg.url())
-    summary = demo.prepare(years=0.03, seed=7, admin_url=pg.url())
-    saved = {key: os.environ.pop(key, None) for key in DEMO_KEYS}
-    settings.load_local_env()
-    demo.start_api()
-    yield summary
-    demo.stop_api()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-def _reset_warehouse(url: str) -> None:
-    """Start from an empty warehouse: no raw data, no dlt state, no marts."""
-    import shutil
-
-    from elt import paths
-
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "select nspname from pg_namespace where nspname like 'raw\\_%'"
-            " or nspname like 'audit%' or nspname in ('analytics', 'elt_meta')"
-        )
-        for (schema,) in cur.fetchall():
-            cur.execute(f'drop schema "{schema}" cascade')
-    shutil.rmtree(paths.state_dir() / "dlt", ignore_errors=True)
-
-
-def _rows(url: str, sql: str):
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return cur.fetchall()
 
 
 def test_run_ingests_builds_tests_and_publishes(pg, demo_sources):
@@ -89,7 +48,7 @@ def test_run_ingests_builds_tests_and_publishes(pg, demo_sources):
 
     url = pg.url()
     published = dict(
-        _rows(
+        rows(
             url,
             "select 'orders', count(*) from analytics.orders union all "
             "select 'customers', count(*) from analytics.customers",
@@ -98,29 +57,29 @@ def test_run_ingests_builds_tests_and_publishes(pg, demo_sources):
     assert published["orders"] == shop["orders"]
     assert published["customers"] == shop["customers"]
     # every order total published equals the source's cents / 100
-    source_total = _rows(settings.warehouse_url("shop"), "select sum(order_total) from orders")
-    published_total = _rows(url, "select sum(order_total) * 100 from analytics.orders")
+    source_total = rows(settings.warehouse_url("shop"), "select sum(order_total) from orders")
+    published_total = rows(url, "select sum(order_total) * 100 from analytics.orders")
     assert int(published_total[0][0]) == int(source_total[0][0])
 
-    run = _rows(url, f"select status, pipeline from elt_meta.runs where run_id = '{result.run_id}'")
+    run = rows(url, f"select status, pipeline from elt_meta.runs where run_id = '{result.run_id}'")
     assert run == [("succeeded", "jaffle_daily")]
-    steps = _rows(
+    steps = rows(
         url,
         "select count(*), min(duration_s), min(peak_rss_mb) from elt_meta.steps"
         f" where run_id = '{result.run_id}'",
     )
     assert steps[0][0] == len(result.steps) and steps[0][1] >= 0 and steps[0][2] > 0
     loads = dict(
-        _rows(url, f"select table_name, rows from elt_meta.loads where run_id = '{result.run_id}'")
+        rows(url, f"select table_name, rows from elt_meta.loads where run_id = '{result.run_id}'")
     )
     assert loads["orders"] == shop["orders"]
-    failed = _rows(
+    failed = rows(
         url,
         "select count(*) from elt_meta.dbt_results"
         f" where run_id = '{result.run_id}' and status not in ('pass', 'success')",
     )
     assert failed == [(0,)]
-    checks = _rows(
+    checks = rows(
         url,
         "select stage, bool_and(success), count(*) from elt_meta.checks"
         f" where run_id = '{result.run_id}' group by stage order by stage",
@@ -133,21 +92,21 @@ def test_run_ingests_builds_tests_and_publishes(pg, demo_sources):
 def test_rerun_with_no_new_data_keeps_the_same_marts(pg, demo_sources):
     config = elt_config.load(check_env=True)
     url = pg.url()
-    before = _rows(url, ORDERS_FINGERPRINT)
+    before = rows(url, ORDERS_FINGERPRINT)
     result = run_pipeline(config, "jaffle_daily")
     assert result.status == "succeeded", result.error
-    after = _rows(url, ORDERS_FINGERPRINT)
+    after = rows(url, ORDERS_FINGERPRINT)
     assert before == after
-    dupes = _rows(url, "select count(*) - count(distinct id) from raw_shop.orders")
+    dupes = rows(url, "select count(*) - count(distinct id) from raw_shop.orders")
     assert dupes == [(0,)]
 
 
 def test_bad_source_data_fails_the_gate_and_keeps_published_marts(pg, demo_sources):
     config = elt_config.load(check_env=True)
     url = pg.url()
-    before = _rows(url, PRODUCTS_FINGERPRINT)
+    before = rows(url, PRODUCTS_FINGERPRINT)
     shop_admin = pg.url("shop")
-    _rows(
+    rows(
         shop_admin,
         "update products set price = -100"
         " where sku = (select min(sku) from products) returning sku",
@@ -155,13 +114,13 @@ def test_bad_source_data_fails_the_gate_and_keeps_published_marts(pg, demo_sourc
     try:
         result = run_pipeline(config, "jaffle_daily")
     finally:
-        _rows(shop_admin, "update products set price = abs(price) where price < 0 returning sku")
+        rows(shop_admin, "update products set price = abs(price) where price < 0 returning sku")
     assert result.status == "failed"
     failed_steps = [s.step_id for s in result.steps if s.status == "failed"]
     assert failed_steps == ["quality_gate"]
     assert "publish" not in [s.step_id for s in result.steps]
     assert "nothing was published" in result.error
-    after = _rows(url, PRODUCTS_FINGERPRINT)
+    after = rows(url, PRODUCTS_FINGERPRINT)
     assert before == after
 
 
@@ -171,7 +130,7 @@ def test_full_refresh_after_a_build_reloads_everything(pg, demo_sources):
     result = run_pipeline(config, "jaffle_daily", full_refresh=True)
     assert result.status == "succeeded", result.error
     assert result.report().rows["shop.orders"] == demo_sources.shop_rows["orders"]
-    published = _rows(pg.url(), "select count(*) from analytics.orders")
+    published = rows(pg.url(), "select count(*) from analytics.orders")
     assert published == [(demo_sources.shop_rows["orders"],)]
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from elt.config import FilesystemSource
 from ingestion.runner import IngestError, ingest
-from tests.reliability.conftest import rows
+from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from elt import paths, settings
-from tests.reliability.conftest import rows
+from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
 

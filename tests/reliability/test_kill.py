@@ -14,7 +14,7 @@ import psycopg2
 import pytest
 
 from elt import paths
-from tests.reliability.conftest import rows
+from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ def _load_started(pipeline_dir: Path) -> bool:
 
 
 def test_sigkill_mid_load_then_rerun_gives_exact_rows(pg, big_source, tmp_path):
-    from tests.reliability.conftest import reset_warehouse
+    from tests.helpers.warehouse import reset_warehouse
 
     reset_warehouse(pg.url())
     config = tmp_path / "pipelines.yml"

@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 
 from elt.publish import publish
-from tests.reliability.conftest import rows
+from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
 

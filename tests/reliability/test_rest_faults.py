@@ -10,8 +10,8 @@ import pytest
 
 from elt.config import RestApiSource
 from ingestion.runner import IngestError, ingest
+from tests.helpers.warehouse import rows
 from tests.reliability import faulty_api
-from tests.reliability.conftest import rows
 from tests.reliability.faulty_api import PAGE_SIZE, SLOW_S, FaultyApi, answers
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from elt import paths, roles, warehouse
-from tests.reliability.conftest import rows
+from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
 
