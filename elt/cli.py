@@ -16,6 +16,7 @@ from elt import paths, settings
 from elt.docs_site.cli import docs_app
 from elt.redact import redact
 from expectations.cli import validate as validate_checks
+from orchestration.prefect.cli import app as prefect_app
 
 app = typer.Typer(
     help="dbt-centred ELT: dlt ingestion, dbt write-audit-publish, quality gate, orchestration.",
@@ -26,6 +27,7 @@ app = typer.Typer(
 demo_api_app = typer.Typer(help="The local tweets REST API used by the demo.", no_args_is_help=True)
 app.add_typer(demo_api_app, name="demo-api")
 app.add_typer(docs_app, name="docs")
+app.add_typer(prefect_app, name="prefect", help="Run pipelines as Prefect flows and deployments.")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)

@@ -50,7 +50,8 @@ class DbtOutcome:
         return [r for r in self.results if r.status == "warn"]
 
 
-def _record(result) -> DbtResultRecord:
+def result_record(result) -> DbtResultRecord:
+    """One dbt node result as the row elt_meta.dbt_results stores."""
     node = result.node
     adapter = getattr(result, "adapter_response", None) or {}
     return DbtResultRecord(
@@ -106,7 +107,7 @@ def invoke(
     result = dbtRunner(callbacks=callbacks).invoke(argv)
     records: list[DbtResultRecord] = []
     if result.result is not None and hasattr(result.result, "results"):
-        records = [_record(r) for r in result.result.results]
+        records = [result_record(r) for r in result.result.results]
     error = str(result.exception) if result.exception is not None else None
     outcome = DbtOutcome(command=command, success=bool(result.success), results=records)
     outcome.error = error

@@ -30,11 +30,12 @@ class PipelineBusyError(RuntimeError):
 Listener = Callable[[str, Step, runs.StepRecord | None], None]
 
 
-def _lock_key(pipeline: str) -> int:
+def lock_key(pipeline: str) -> int:
+    """The advisory-lock key of a pipeline (shared by elt run, Airflow and Prefect runs)."""
     return int.from_bytes(hashlib.sha256(f"elt-run:{pipeline}".encode()).digest()[:8], "big") >> 1
 
 
-def _measure(
+def measure_step(
     fn: Callable[[], tuple[int, dict]], step: Step
 ) -> tuple[runs.StepRecord, Exception | None]:
     """Run one step, timing it and sampling CPU and peak memory; never raises."""
@@ -70,7 +71,7 @@ def _walk(executor: StepRunner, the_plan: Plan, listener: Listener | None) -> No
             result.duration_s = time.monotonic() - result.started
         if listener:
             listener("start", step, None)
-        record, error = _measure(lambda s=step: executor.run(s), step)
+        record, error = measure_step(lambda s=step: executor.run(s), step)
         if error is not None:
             result.status = "failed"
             result.error = result.error or f"{step.id}: {error}"
@@ -97,7 +98,7 @@ def run_pipeline(
     lock = psycopg2.connect(url)
     try:
         with lock.cursor() as cur:
-            cur.execute("select pg_try_advisory_lock(%s)", (_lock_key(pipe.name),))
+            cur.execute("select pg_try_advisory_lock(%s)", (lock_key(pipe.name),))
             if not cur.fetchone()[0]:
                 raise PipelineBusyError(
                     f"pipeline {pipe.name!r} is already running; wait for it to finish"

@@ -1,0 +1,296 @@
+"""``elt prefect …``: deployments, local schedules, concurrency limits and one-off runs.
+
+A typer sub-app; ``elt/cli.py`` mounts it as ``elt prefect``. Prefect is imported inside the
+commands only, after :func:`orchestration.prefect.environment.prepare`, so ``elt --help``
+stays fast and Prefect's home stays under ``.elt/``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from elt import paths, settings
+from elt.redact import redact
+from orchestration.prefect import deployments
+from orchestration.prefect.environment import prepare
+
+app = typer.Typer(
+    help="Run the pipelines with Prefect: deployments, local schedules, concurrency limits.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+DEPLOY_TIMEOUT_S = 600
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {redact(message)}", highlight=False)
+    return typer.Exit(code)
+
+
+def _config():
+    from elt.config import ConfigError, load
+
+    settings.load_local_env()
+    try:
+        return load()
+    except ConfigError as exc:
+        raise _fail(f"{exc}\nRun `elt validate-config` for details.", 2) from None
+
+
+def _api_url() -> str | None:
+    prepare()
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    return str(url) if url else None
+
+
+def _require_server() -> str:
+    from orchestration.prefect.server import healthy
+
+    url = _api_url()
+    if not url:
+        raise _fail(
+            "no Prefect server configured: start one with `elt prefect server` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api (or use --write-only)"
+        )
+    if not healthy(url):
+        raise _fail(f"the Prefect server at {url} does not answer; is it running?")
+    return url
+
+
+def _pipelines(config, names: list[str] | None) -> list[str]:
+    wanted = names or list(config.pipelines)
+    unknown = [name for name in wanted if name not in config.pipelines]
+    if unknown:
+        known = ", ".join(config.pipelines)
+        raise _fail(f"unknown pipeline(s) {', '.join(unknown)}; known: {known}")
+    return wanted
+
+
+# -- concurrency limits -------------------------------------------------------------------
+
+
+@app.command("sync-limits")
+def sync_limits_command() -> None:
+    """Create or update one Prefect concurrency limit (tag:<pool>) per pool in pipelines.yml."""
+    from orchestration.prefect.limits import sync_limits
+
+    config = _config()
+    _require_server()
+    synced = sync_limits(config)
+    table = Table(title="Prefect concurrency limits")
+    table.add_column("limit")
+    table.add_column("slots", justify="right")
+    for name, slots in synced.items():
+        table.add_row(name, str(slots))
+    console.print(table)
+
+
+# -- deployments --------------------------------------------------------------------------
+
+
+def _ensure_work_pool(target: str) -> None:
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    if target == "local":
+        name, kind, template = deployments.LOCAL_POOL, "process", None
+    else:
+        name, kind = deployments.KUBERNETES_POOL, "kubernetes"
+        template = json.loads(deployments.job_template_path().read_text())
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+        except ObjectNotFound:
+            extra = {"base_job_template": template} if template else {}
+            client.create_work_pool(WorkPoolCreate(name=name, type=kind, **extra))
+            return
+        if template:  # keep the server's template in step with the file
+            client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
+
+
+def _prefect_deploy(prefect_file: Path, names: list[str]) -> None:
+    args = [str(Path(sys.executable).with_name("prefect")), "--no-prompt", "deploy"]
+    args += ["--prefect-file", str(prefect_file)]
+    for name in names:
+        args += ["--name", name]
+    done = subprocess.run(
+        args,
+        cwd=paths.project_root(),
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=DEPLOY_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise _fail(f"prefect deploy failed:\n{(done.stdout + done.stderr)[-3000:]}")
+
+
+@app.command()
+def deploy(
+    pipelines: Annotated[
+        list[str] | None, typer.Argument(help="Pipelines to deploy (default: all).")
+    ] = None,
+    target: Annotated[
+        str, typer.Option(help="Which deployments to register: local or kubernetes.")
+    ] = "local",
+    write_only: Annotated[
+        bool, typer.Option("--write-only", help="Only write prefect.yaml; register nothing.")
+    ] = False,
+    image: Annotated[
+        str, typer.Option(help="Image of the kubernetes deployments.")
+    ] = deployments.DEFAULT_IMAGE,
+    namespace: Annotated[
+        str, typer.Option(help="Namespace of the kubernetes deployments.")
+    ] = deployments.DEFAULT_NAMESPACE,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Where to write prefect.yaml.")
+    ] = None,
+) -> None:
+    """Write orchestration/prefect/prefect.yaml and register the target's deployments.
+
+    Registering also syncs the pools' concurrency limits and creates the work pool
+    (elt-local: process; elt-kubernetes: k8s/prefect/base-job-template.json).
+    """
+    if target not in deployments.TARGETS:
+        raise _fail(f"--target must be one of {', '.join(deployments.TARGETS)} (got {target!r})")
+    config = _config()
+    wanted = _pipelines(config, pipelines)
+    document = deployments.prefect_yaml(config, image=image, namespace=namespace)
+    path = deployments.write_prefect_yaml(document, file or deployments.prefect_yaml_path())
+    console.print(f"[green]wrote[/] {path} ({len(document['deployments'])} deployments)")
+    if write_only:
+        return
+    from orchestration.prefect.limits import sync_limits
+
+    url = _require_server()
+    sync_limits(config)
+    _ensure_work_pool(target)
+    names = deployments.deployment_names(config, target, wanted)
+    with console.status(f"registering {len(names)} deployment(s) on {url}…"):
+        _prefect_deploy(path, names)
+    for name in names:
+        console.print(f"[green]✓[/] {name} → work pool {_pool_of(target)}")
+    if target == "local":
+        console.print(f"start a worker to run them: elt prefect worker  (pool {_pool_of(target)})")
+
+
+def _pool_of(target: str) -> str:
+    return deployments.LOCAL_POOL if target == "local" else deployments.KUBERNETES_POOL
+
+
+# -- running ------------------------------------------------------------------------------
+
+
+def served_deployments(config, names: list[str]):
+    """Runner deployments of ``names`` for ``serve``: schedule, parameters, run limit, tags."""
+    from prefect.deployments.runner import EntrypointType
+    from prefect.schedules import Cron
+
+    from orchestration.prefect.factory import build_flow
+
+    served = []
+    for name in names:
+        pipe = config.pipeline(name)
+        spec = deployments.deployment(pipe, "local")
+        deployment = build_flow(config, name).to_deployment(
+            name="serve",
+            schedules=[Cron(s["cron"], timezone=s["timezone"]) for s in spec["schedules"]],
+            parameters=spec["parameters"],
+            concurrency_limit=pipe.max_active_runs,
+            description=spec["description"],
+            tags=spec["tags"],
+        )
+        # runs start in a fresh process that imports the flow by module, like a worker
+        deployment.entrypoint = f"orchestration.prefect.flows.{name}"
+        deployment._entrypoint_type = EntrypointType.MODULE_PATH
+        served.append(deployment)
+    return served
+
+
+@app.command()
+def serve(
+    pipelines: Annotated[
+        list[str] | None, typer.Argument(help="Pipelines to serve (default: all).")
+    ] = None,
+) -> None:
+    """Run the pipelines on their schedules from this process (development); Ctrl-C stops."""
+    from prefect import serve as prefect_serve
+
+    from orchestration.prefect.limits import sync_limits
+
+    config = _config()
+    wanted = _pipelines(config, pipelines)
+    _require_server()
+    sync_limits(config)
+    prefect_serve(*served_deployments(config, wanted), pause_on_shutdown=True)
+
+
+@app.command()
+def run(
+    pipeline: Annotated[str, typer.Argument(help="Pipeline name from pipelines.yml.")],
+    full_refresh: Annotated[bool, typer.Option(help="Reload and rebuild from scratch.")] = False,
+) -> None:
+    """Run one pipeline's flow now, in this process (reported to the Prefect server)."""
+    config = _config()
+    _pipelines(config, [pipeline])
+    prepare()
+    from orchestration.prefect.factory import PipelineRunFailed, build_flow
+
+    flow = build_flow(config, pipeline)
+    try:
+        outcome = flow(full_refresh=full_refresh)
+    except PipelineRunFailed as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"[green]{outcome['status']}[/] run {outcome['run_id']}: {outcome['rows']:,} rows,"
+        f" published {', '.join(outcome['published']) or 'nothing'}"
+    )
+
+
+# -- local server and worker --------------------------------------------------------------
+
+
+def _exec(args: list[str]) -> None:
+    prepare()
+    executable = str(Path(sys.executable).with_name("prefect"))
+    os.execv(executable, [executable, *args])  # noqa: S606 - replaces this process by design
+
+
+@app.command()
+def server(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 4200,
+    ui: Annotated[bool, typer.Option(help="Serve the Prefect UI too.")] = True,
+) -> None:
+    """Start a Prefect server on 127.0.0.1 with its database under .elt/prefect."""
+    console.print(f"export PREFECT_API_URL=http://127.0.0.1:{port}/api")
+    ui_flag = "--ui" if ui else "--no-ui"
+    _exec(["server", "start", "--host", "127.0.0.1", "--port", str(port), ui_flag])
+
+
+@app.command()
+def worker(
+    target: Annotated[str, typer.Option(help="local (process pool).")] = "local",
+) -> None:
+    """Start a worker that runs the `local` deployments (process work pool elt-local)."""
+    if target != "local":
+        raise _fail("only the local process pool has a worker here; Kubernetes runs its own")
+    _require_server()
+    _ensure_work_pool("local")
+    _exec(["worker", "start", "--pool", deployments.LOCAL_POOL, "--type", "process"])

@@ -1,0 +1,102 @@
+"""prefect-dbt's runner, with each dbt node's task run started in the dbt_build task's context.
+
+``PrefectDbtRunner`` starts every node's task run in a new thread that rebuilds Prefect's
+context from a serialized copy: a new ``Settings`` (pydantic-settings reading the
+environment, ``profiles.toml`` and ``pyproject.toml`` again) and a new API client, twice per
+node. On the jaffle-shop project that was a third of the flow's CPU time, more than dbt's.
+Here the thread runs in a copy of the dbt_build task's own context variables (same flow run,
+parent task run, settings and client), with the flow run context marked *detached* exactly
+as the serialized copy is, so every node's task run still gets its own dynamic key.
+
+This reaches into two private methods of prefect-dbt 0.7 (``PrefectDbtRunner._call_task``,
+``NodeTaskTracker.run_task_in_thread``); :func:`supported` checks they are there and
+:func:`runner_class` falls back to the stock runner when they are not.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import threading
+from contextlib import nullcontext
+from functools import partial
+from typing import Any
+
+from prefect.context import FlowRunContext
+from prefect.task_engine import run_task_sync
+from prefect_dbt import PrefectDbtRunner
+from prefect_dbt.core._tracker import NodeTaskTracker
+
+# the signature this module replaces; a different one means prefect-dbt changed underneath
+_TRACKER_PARAMETERS = ["self", "node_id", "task", "task_run_id", "parameters", "context"]
+
+
+def supported() -> bool:
+    """True when the installed prefect-dbt has the two methods this module relies on."""
+    method = getattr(NodeTaskTracker, "run_task_in_thread", None)
+    if method is None or not hasattr(PrefectDbtRunner, "_call_task"):
+        return False
+    return list(inspect.signature(method).parameters) == _TRACKER_PARAMETERS
+
+
+def start_node_task(
+    tracker: NodeTaskTracker,
+    parent: contextvars.Context,
+    node_id: str,
+    task: Any,
+    task_run_id: Any,
+    parameters: dict[str, Any],
+    context: dict[str, Any] | None = None,
+) -> None:
+    """Start one node's task run in a thread running in a copy of ``parent``.
+
+    Same contract as ``NodeTaskTracker.run_task_in_thread``: the task waits for the node's
+    upstream task runs, then for dbt to finish the node, and its final state is kept.
+    ``context`` (the serialized copy) is not needed.
+    """
+
+    def run() -> None:
+        flow_run = FlowRunContext.get()
+        detached = flow_run.model_copy(update={"detached": True}) if flow_run else nullcontext()
+        with detached:
+            upstream = [
+                tracker.get_task_result(dep) for dep in tracker.get_node_dependencies(node_id)
+            ]
+            state = run_task_sync(
+                task,
+                task_run_id=task_run_id,
+                parameters=parameters,
+                wait_for=[s for s in upstream if s],
+                return_type="state",
+            )
+        tracker.set_task_result(node_id, state)
+
+    thread = threading.Thread(
+        target=parent.copy().run, args=(run,), name=f"{node_id} (run_task)", daemon=True
+    )
+    thread.start()
+
+
+class ContextSharingDbtRunner(PrefectDbtRunner):
+    """``PrefectDbtRunner`` whose node task runs share the invoking task's context."""
+
+    _parent_context: contextvars.Context | None = None
+
+    def invoke(self, args: list[str], **kwargs: Any):
+        """As ``PrefectDbtRunner.invoke``; remembers the caller's context for the nodes."""
+        self._parent_context = contextvars.copy_context()
+        try:
+            return super().invoke(args, **kwargs)
+        finally:
+            self._parent_context = None
+
+    def _call_task(self, task_state, manifest_node, context, enable_assets):
+        parent = self._parent_context
+        if parent is not None:
+            task_state.run_task_in_thread = partial(start_node_task, task_state, parent)
+        return super()._call_task(task_state, manifest_node, context, enable_assets)
+
+
+def runner_class() -> type[PrefectDbtRunner]:
+    """The context-sharing runner, or prefect-dbt's own when its internals have changed."""
+    return ContextSharingDbtRunner if supported() else PrefectDbtRunner
