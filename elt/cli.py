@@ -16,6 +16,7 @@ from elt import paths, settings
 from elt.docs_site.cli import docs_app
 from elt.redact import redact
 from expectations.cli import validate as validate_checks
+from orchestration.airflow.cli import app as airflow_app
 from orchestration.prefect.cli import app as prefect_app
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ demo_api_app = typer.Typer(help="The local tweets REST API used by the demo.", n
 app.add_typer(demo_api_app, name="demo-api")
 app.add_typer(docs_app, name="docs")
 app.add_typer(prefect_app, name="prefect", help="Run pipelines as Prefect flows and deployments.")
+app.add_typer(airflow_app, name="airflow", help="Run pipelines as Airflow DAGs (Cosmos).")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)

@@ -1,0 +1,216 @@
+"""The dbt part of a pipeline DAG: a Cosmos ``DbtTaskGroup`` in watcher mode.
+
+Why watcher mode: per-task overhead, not dbt, decides orchestrated run time. In watcher mode
+one task (the producer) runs ``dbt build`` once for the whole selection, as ``elt run`` does;
+every model, seed and snapshot still gets its own task (and each model a ``test`` task for
+its tests) that reports the node's result from the producer's events. The graph is rendered
+from the pre-built manifest: parsing the DAG file never runs dbt.
+
+dbt runs in a child process of the producer (``ELT_AIRFLOW_DBT_INVOCATION=dbt_runner`` runs
+it in-process instead): in-process, Cosmos turns every one of dbt's events (debug ones
+included) into JSON inside dbt's own threads, which made the build 4x slower here (33 s of
+node execution against 8 s as a child process, same project, same machine).
+
+What we change after Cosmos built the group, and why:
+* the root node tasks wait for the producer (trigger rule ``all_done``) instead of polling
+  beside it: the result is the same, and no node task holds a slot while dbt runs (under
+  ``dag.test()``, which runs tasks one at a time, polling beside it would never end);
+* no Airflow retries on dbt tasks: a failed data test is a fact about the data (retrying it
+  re-runs the same query on the same rows), and Cosmos cannot retry the producer. To retry a
+  node, clear its task *with downstream*: Cosmos re-runs the model (``dbt run``) and then its
+  ``test`` task re-runs the model's tests (``dbt test``) — a retried model is never left
+  untested. Results of such re-runs replace the node's rows in ``elt_meta.dbt_results``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from elt import paths
+from elt.config import Pipeline
+from orchestration.airflow import manifest, tasks
+
+GROUP_ID = tasks.GROUP_DBT
+PRODUCER_ID = f"{GROUP_ID}.dbt_producer_watcher"
+NODE_TYPES = ("model", "seed", "snapshot", "test")
+_MART_MATERIALIZATIONS = ("table", "incremental")
+NODE_POKE_INTERVAL_S = 2
+NODE_TIMEOUT_S = 120  # node tasks start after the producer: a missing result never comes
+# dbt in a child process (default) or in the task's process: see the module docstring
+SUBPROCESS = os.environ.get("ELT_AIRFLOW_DBT_INVOCATION", "subprocess") != "dbt_runner"
+
+_GRAPH_OPERATORS = re.compile(r"(@|\d*\+)?([^+@]+?)(\+\d*)?")
+log = logging.getLogger(__name__)
+
+
+class _NoUnitTestWarning(logging.Filter):
+    """Cosmos warns for every dbt unit test it cannot render; they run in the producer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "UNIT_TEST" not in record.getMessage()
+
+
+@dataclass(frozen=True)
+class DbtGroup:
+    """The Cosmos task group and what the rest of the DAG needs to know about it."""
+
+    group: Any
+    producer: Any
+    expected_nodes: tuple[str, ...]  # unique ids the gate expects a result for
+    marts: tuple[str, ...]  # models published by write-audit-publish
+
+
+@cache
+def _profile_names(project_dir: Path) -> tuple[str, str]:
+    """(profile, target) from ``dbt_project.yml`` and ``profiles.yml``."""
+    project = yaml.safe_load((project_dir / "dbt_project.yml").read_text())
+    profiles = yaml.safe_load((project_dir / "profiles.yml").read_text())
+    profile = project["profile"]
+    return profile, profiles[profile]["target"]
+
+
+def build_dbt_group(pipe: Pipeline, *, pool: str | None, timeout: timedelta | None) -> DbtGroup:
+    """Create the ``dbt`` task group of ``pipe`` in the DAG being defined."""
+    from cosmos import (
+        DbtTaskGroup,
+        ExecutionConfig,
+        ExecutionMode,
+        InvocationMode,
+        LoadMode,
+        ProfileConfig,
+        ProjectConfig,
+        RenderConfig,
+        TestBehavior,
+    )
+
+    logging.getLogger("cosmos.airflow.graph").addFilter(_NoUnitTestWarning())
+    project_dir = paths.dbt_project_dir()
+    profile, target = _profile_names(project_dir)
+    group = DbtTaskGroup(
+        group_id=GROUP_ID,
+        project_config=ProjectConfig(
+            dbt_project_path=project_dir,
+            manifest_path=manifest.require_manifest(),
+            install_dbt_deps=False,
+            partial_parse=True,
+        ),
+        profile_config=ProfileConfig(
+            profile_name=profile,
+            target_name=target,
+            profiles_yml_filepath=project_dir / "profiles.yml",
+        ),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            select=cosmos_selectors(pipe.dbt.select, project_dir),
+            exclude=cosmos_selectors(pipe.dbt.exclude, project_dir),
+            test_behavior=TestBehavior.AFTER_EACH,
+            enable_owner_inheritance=False,
+        ),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.WATCHER,
+            invocation_mode=InvocationMode.SUBPROCESS if SUBPROCESS else InvocationMode.DBT_RUNNER,
+            dbt_executable_path=str(Path(sys.executable).with_name("dbt")),
+        ),
+        operator_args=_operator_args(pipe),
+    )
+    producer = group.dag.get_task(PRODUCER_ID)
+    _wire(group, producer, pool=pool, timeout=timeout)
+    nodes = group.dbt_graph.filtered_nodes
+    return DbtGroup(
+        group=group,
+        producer=producer,
+        expected_nodes=_expected(nodes),
+        marts=_marts(nodes),
+    )
+
+
+def cosmos_selectors(selectors: list[str], project_dir: Path) -> list[str]:
+    """dbt selectors in a form Cosmos' manifest selector understands.
+
+    dbt reads a bare ``marts`` as "every node under a folder called marts"; Cosmos only knows
+    node names there, so a bare folder of the project becomes ``path:<folder>`` (graph
+    operators kept). The producer runs ``dbt build`` with the same, equivalent, selectors.
+    """
+    return [_cosmos_selector(item, project_dir) for item in selectors]
+
+
+def _cosmos_selector(item: str, project_dir: Path) -> str:
+    if "," in item:  # intersection: translate each part
+        return ",".join(_cosmos_selector(part, project_dir) for part in item.split(","))
+    match = _GRAPH_OPERATORS.fullmatch(item)
+    if match is None:
+        return item
+    before, core, after = (part or "" for part in match.groups())
+    if ":" in core or core.startswith("config."):
+        return item
+    for folder in ("models", "seeds", "snapshots"):
+        if (project_dir / folder / core).is_dir():
+            return f"{before}path:{folder}/{core}{after}"
+    return item
+
+
+def _operator_args(pipe: Pipeline) -> dict[str, Any]:
+    return {
+        "install_deps": False,
+        "append_env": True,  # dbt in a subprocess needs the task's PG* variables
+        "emit_datasets": False,  # published marts are the assets, not audit tables
+        "full_refresh": pipe.dbt.full_refresh,
+        # no secret here: task arguments are rendered in the UI
+        "env": {"ELT_DBT_THREADS": str(pipe.dbt.threads)},
+        "callback": tasks.record_dbt_results,
+        "pre_execute": tasks.prepare_task,
+        # node tasks (sensors): they start once the producer is done, so one poke is enough
+        "deferrable": False,
+        "poke_interval": NODE_POKE_INTERVAL_S,
+        "timeout": NODE_TIMEOUT_S,
+    }
+
+
+def _wire(group: Any, producer: Any, *, pool: str | None, timeout: timedelta | None) -> None:
+    """Roots wait for the producer; no retries; the producer draws from the dbt pool."""
+    producer.retries = 0
+    producer.execution_timeout = timeout
+    if pool:
+        producer.pool = pool
+    members = {task.task_id: task for task in group.dag.tasks if task.task_id.startswith(GROUP_ID)}
+    for task_id, task in members.items():
+        task.retries = 0
+        if task is producer or task_id.endswith("_done"):
+            continue
+        if not task.upstream_task_ids & set(members):
+            producer >> task
+            task.trigger_rule = "all_done"
+
+
+def _expected(nodes: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            uid
+            for uid, node in nodes.items()
+            if node.resource_type.value in NODE_TYPES
+            and node.config.get("materialized") != "ephemeral"
+        )
+    )
+
+
+def _marts(nodes: dict[str, Any]) -> tuple[str, ...]:
+    """Models built into the audit schema itself (``+schema: target``) as tables."""
+    return tuple(
+        sorted(
+            uid.split(".")[-1]
+            for uid, node in nodes.items()
+            if node.resource_type.value == "model"
+            and node.config.get("schema") == "target"
+            and node.config.get("materialized") in _MART_MATERIALIZATIONS
+        )
+    )

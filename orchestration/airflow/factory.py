@@ -1,0 +1,175 @@
+"""One Airflow DAG per pipeline in ``pipelines.yml``, built from the orchestrator-agnostic plan.
+
+    start_run ─► ingest.<source> … ─► dbt (Cosmos: producer ─► one task per node) ─►
+    quality_gate ─► publish ─► export                 notify (teardown: runs whatever failed)
+
+Schedule, owner, tags, start date, catchup, max active runs, retries and retry delay (per
+source too), pools and execution timeouts all come from the YAML through ``elt.spec.plan``.
+Each published mart is an Airflow asset (``elt.<schema>.<mart>``), and so is the pipeline's
+publish as a whole (``elt.published.<pipeline>``): a pipeline with ``depends_on`` and no
+schedule runs when the pipelines it depends on have published.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, Asset, TaskGroup
+
+from elt import config as elt_config
+from elt import settings
+from elt.config import Pipeline, ProjectConfig
+from elt.spec import Plan, Step, plan
+from orchestration.airflow import cosmos_group, manifest, tasks
+from orchestration.airflow.notifier import EltRunNotifier
+
+log = logging.getLogger(__name__)
+ASSET_GROUP = "elt"
+
+
+class PipelinesConfigError(RuntimeError):
+    """``pipelines.yml`` (or the dbt manifest) cannot be turned into DAGs; the message says
+    what to fix. Raised from the DAG file, it is the file's one import error."""
+
+
+def pipeline_asset(pipeline: str) -> Asset:
+    """The asset a pipeline updates each time it publishes."""
+    return Asset(
+        name=f"elt.published.{pipeline}",
+        uri=f"elt://pipelines/{pipeline}/published",
+        group=ASSET_GROUP,
+    )
+
+
+def mart_asset(mart: str, schema: str | None = None) -> Asset:
+    """The asset of one published mart."""
+    schema = schema or settings.published_schema()
+    return Asset(
+        name=f"elt.{schema}.{mart}", uri=f"elt://warehouse/{schema}/{mart}", group=ASSET_GROUP
+    )
+
+
+def _schedule(pipe: Pipeline) -> Any:
+    if pipe.schedule:
+        return pipe.schedule
+    if pipe.depends_on:
+        return [pipeline_asset(name) for name in pipe.depends_on]
+    return None
+
+
+def _default_args(pipe: Pipeline) -> dict[str, Any]:
+    return {
+        "owner": pipe.owner,
+        "retries": pipe.retries.count,
+        "retry_delay": pipe.retries.delay,
+        "execution_timeout": pipe.limits.max_task_duration or pipe.execution_timeout,
+        "pre_execute": tasks.prepare_task,
+    }
+
+
+def _python_task(step: Step, callable_, pipeline: str, **extra: Any) -> PythonOperator:
+    return PythonOperator(
+        task_id=extra.pop("task_id", step.id),
+        python_callable=callable_,
+        op_kwargs={"pipeline": pipeline, "step_id": step.id},
+        pool=step.pool or "default_pool",
+        retries=step.retries,
+        retry_delay=step.retry_delay,
+        execution_timeout=step.timeout,
+        **extra,
+    )
+
+
+def _doc(pipe: Pipeline, the_plan: Plan) -> str:
+    steps = " → ".join(step.id for step in the_plan.steps)
+    return (
+        f"### {pipe.name}\n\n{pipe.description or ''}\n\nPlan: `{steps}`\n\n"
+        "Every run is one elt run in `elt_meta` (id `<pipeline>-<start>-<hash of the run id>`)."
+        " The dbt part is rendered by Cosmos from the manifest of `elt airflow parse-manifest`."
+    )
+
+
+def build_dag(config: ProjectConfig, pipe: Pipeline) -> DAG:
+    """The DAG of one pipeline."""
+    the_plan = plan(config, pipe)
+    notifier = EltRunNotifier()
+    with DAG(
+        dag_id=pipe.name,
+        description=pipe.description or None,
+        doc_md=_doc(pipe, the_plan),
+        schedule=_schedule(pipe),
+        start_date=datetime.combine(pipe.start_date, datetime.min.time(), tzinfo=UTC),
+        catchup=pipe.catchup,
+        max_active_runs=pipe.max_active_runs,
+        tags=sorted({*pipe.tags, "elt"}),
+        default_args=_default_args(pipe),
+        on_success_callback=notifier,
+        on_failure_callback=notifier,
+    ) as dag:
+        _add_tasks(pipe, the_plan)
+    return dag
+
+
+def _add_tasks(pipe: Pipeline, the_plan: Plan) -> None:
+    name = pipe.name
+    start = PythonOperator(
+        task_id="start_run",
+        python_callable=tasks.start_run,
+        op_kwargs={"pipeline": name},
+        retries=pipe.retries.count,
+        retry_delay=pipe.retries.delay,
+    )
+    with TaskGroup("ingest", tooltip="one dlt load per source") as ingest:
+        for step in the_plan.of_kind("ingest"):
+            _python_task(step, tasks.run_step, name, task_id=step.source)
+    transform = the_plan.of_kind("transform")[0]
+    dbt = cosmos_group.build_dbt_group(pipe, pool=transform.pool, timeout=transform.timeout)
+    gate_step = the_plan.of_kind("quality")[0]
+    gate = _python_task(
+        gate_step,
+        functools.partial(tasks.quality_gate, expected=dbt.expected_nodes),
+        name,
+        trigger_rule="all_done",  # it judges whatever ran before it, failures included
+    )
+    chain = [gate]
+    for kind in ("publish", "export"):
+        for step in the_plan.of_kind(kind):
+            outlets = _publish_outlets(name, dbt.marts) if kind == "publish" else []
+            chain.append(_python_task(step, tasks.run_step, name, outlets=outlets))
+    notify = _python_task(the_plan.of_kind("notify")[0], tasks.notify, name)
+    start >> ingest >> dbt.group >> gate
+    for upstream, downstream in itertools.pairwise(chain):
+        upstream >> downstream
+    chain[-1] >> notify
+    notify.as_teardown(setups=start)
+
+
+def _publish_outlets(pipeline: str, marts: tuple[str, ...]) -> list[Asset]:
+    return [pipeline_asset(pipeline), *(mart_asset(mart) for mart in marts)]
+
+
+def build_dags(config: ProjectConfig | None = None) -> dict[str, DAG]:
+    """Every pipeline's DAG, keyed by DAG id (the pipeline name)."""
+    config = config or elt_config.load()
+    return {name: build_dag(config, pipe) for name, pipe in config.pipelines.items()}
+
+
+def load_dags() -> dict[str, DAG]:
+    """What the DAG file exposes; any problem becomes one :class:`PipelinesConfigError`."""
+    try:
+        config = elt_config.load()
+        path = manifest.require_manifest()
+    except (elt_config.ConfigError, manifest.ManifestError) as error:
+        raise PipelinesConfigError(str(error)) from None
+    stale = manifest.stale_files(path)
+    if stale:
+        log.warning(
+            "the dbt manifest is older than %s: run `elt airflow parse-manifest`",
+            ", ".join(str(p) for p in stale),
+        )
+    return build_dags(config)

@@ -1,0 +1,116 @@
+"""One Airflow DAG run is one elt run: its id, and its state rebuilt from ``elt_meta``.
+
+Airflow runs every task in its own process, so nothing is shared in memory: each task
+derives the same elt run id from the DAG run, writes what it did to ``elt_meta`` and reads
+what the others did from there (the notify task rebuilds the whole run's result).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from elt import runs
+from elt.dbt import DbtOutcome
+from elt.steps import RunResult
+
+ORCHESTRATOR = "airflow"
+
+
+def elt_run_id(pipeline: str, airflow_run_id: str, started: datetime) -> str:
+    """``<pipeline>-<UTC start>-<12 hex of the Airflow run id>``: sortable like ``elt run``'s
+    ids, and the same in every task and every retry of one DAG run."""
+    stamp = started.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
+    digest = hashlib.sha256(airflow_run_id.encode()).hexdigest()[:12]
+    return f"{pipeline}-{stamp}-{digest}"
+
+
+def run_id_from_context(pipeline: str, context: dict[str, Any]) -> str:
+    """The elt run id of the DAG run a task (or a DAG callback) belongs to."""
+    dag_run = context["dag_run"]
+    started = (
+        getattr(dag_run, "run_after", None)
+        or getattr(dag_run, "logical_date", None)
+        or getattr(dag_run, "start_date", None)
+    )
+    return elt_run_id(pipeline, str(dag_run.run_id), started or datetime.now(UTC))
+
+
+def ensure_run(url: str, run_id: str, pipeline: str, *, reopen: bool = True) -> None:
+    """Create the ``elt_meta.runs`` row once. A task running in a finished run (a cleared and
+    re-run task) reopens it, unless ``reopen`` is false (the DAG callbacks, after the end)."""
+    import psycopg2.errors
+
+    runs.migrate(url)
+    with contextlib.suppress(psycopg2.errors.UniqueViolation):
+        runs.start_run(url, run_id, pipeline, ORCHESTRATOR)
+        return
+    if not reopen:
+        return
+    with runs.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"update {runs.SCHEMA}.runs set status = 'running', finished_at = null, error = null"
+            " where run_id = %s and status <> 'running'",
+            (run_id,),
+        )
+
+
+def load_result(url: str, run_id: str, pipeline: str) -> RunResult:
+    """The run as recorded so far: loads, dbt results, steps, published tables, start."""
+    result = RunResult(run_id=run_id, pipeline=pipeline)
+    with runs.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"select source, table_name, rows, load_id, coalesce(duration_s, 0), status"
+            f" from {runs.SCHEMA}.loads where run_id = %s order by source, table_name",
+            (run_id,),
+        )
+        result.loads = [runs.LoadRecord(*row) for row in cur.fetchall()]
+        cur.execute(
+            f"select unique_id, resource_type, status, coalesce(execution_time_s, 0),"
+            f" rows_affected, failures, message from {runs.SCHEMA}.dbt_results"
+            " where run_id = %s order by unique_id",
+            (run_id,),
+        )
+        records = [runs.DbtResultRecord(*row) for row in cur.fetchall()]
+        cur.execute(
+            f"select step_id, kind, status, started_at, finished_at, rows, peak_rss_mb, cpu_s,"
+            f" coalesce(detail, '{{}}'::jsonb) from {runs.SCHEMA}.steps"
+            " where run_id = %s order by started_at",
+            (run_id,),
+        )
+        result.steps = [runs.StepRecord(*row) for row in cur.fetchall()]
+    if records:
+        result.dbt = DbtOutcome(command="build", success=True, results=records)
+        result.dbt.success = not result.dbt.failed
+    for step in result.steps:
+        if step.kind == "publish" and step.status == "succeeded":
+            result.published = dict(step.detail.get("tables") or {})
+    return result
+
+
+def run_started_at(url: str, run_id: str) -> datetime | None:
+    """When the run's row was opened."""
+    with runs.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(f"select started_at from {runs.SCHEMA}.runs where run_id = %s", (run_id,))
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+def step_durations_history(
+    url: str, pipeline: str, run_id: str, last: int = 10
+) -> dict[str, list[float]]:
+    """Durations of each step in the pipeline's last ``last`` succeeded runs (not this one)."""
+    with runs.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"select s.step_id, s.duration_s from {runs.SCHEMA}.steps s"
+            f" join (select run_id from {runs.SCHEMA}.runs where pipeline = %s"
+            "   and status = 'succeeded' and run_id <> %s order by started_at desc limit %s) r"
+            " on r.run_id = s.run_id where s.status = 'succeeded' and s.duration_s is not null",
+            (pipeline, run_id, last),
+        )
+        history: dict[str, list[float]] = {}
+        for step_id, duration in cur.fetchall():
+            history.setdefault(step_id, []).append(float(duration))
+    return history

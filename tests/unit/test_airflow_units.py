@@ -1,0 +1,181 @@
+"""Unit tests of the Airflow factory's pure parts: selectors, run ids, limits, settling a run.
+
+No Airflow import here (the factory's Airflow parts are tested in
+``tests/integration/test_airflow_pipeline.py`` through a real DagBag and real DAG runs).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from elt.config import load
+from elt.runs import StepRecord
+from elt.steps import RunResult
+from orchestration.airflow import environment, limits, pools, run_state
+from orchestration.airflow.cosmos_group import cosmos_selectors
+from orchestration.airflow.report import settle
+from orchestration.airflow.tasks import node_name
+
+CONFIG = """
+version: 1
+sources:
+  shop: {type: sql_database, credentials: env:SHOP_DB_URL, tables: {orders: {primary_key: id}}}
+pipelines:
+  daily:
+    sources: [shop]
+    limits: {max_duration: 10m, max_task_duration: 2m}
+pools: {database: 3, api: 7}
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path):
+    path = tmp_path / "pipelines.yml"
+    path.write_text(CONFIG)
+    return load(path)
+
+
+@pytest.fixture
+def dbt_project(tmp_path: Path) -> Path:
+    for folder in ("models/marts", "models/staging/shop", "seeds/reference"):
+        (tmp_path / folder).mkdir(parents=True)
+    return tmp_path
+
+
+def step(step_id: str, seconds: float, status: str = "succeeded") -> StepRecord:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    return StepRecord(step_id, "ingest", status, start, start + timedelta(seconds=seconds))
+
+
+# -- selectors ----------------------------------------------------------------------------
+
+
+def test_bare_folder_selectors_become_paths_with_graph_operators_kept(dbt_project: Path):
+    got = cosmos_selectors(
+        ["+marts", "marts+", "2+marts+1", "@staging/shop", "reference", "orders", "tag:daily"],
+        dbt_project,
+    )
+    assert got == [
+        "+path:models/marts",
+        "path:models/marts+",
+        "2+path:models/marts+1",
+        "@path:models/staging/shop",
+        "path:seeds/reference",
+        "orders",
+        "tag:daily",
+    ]
+
+
+def test_intersections_and_methods_are_translated_part_by_part(dbt_project: Path):
+    assert cosmos_selectors(["marts,tag:x", "config.materialized:table"], dbt_project) == [
+        "path:models/marts,tag:x",
+        "config.materialized:table",
+    ]
+
+
+# -- run ids and node names -----------------------------------------------------------------
+
+
+def test_elt_run_id_is_stable_per_dag_run_and_sortable():
+    started = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    first = run_state.elt_run_id("daily", "manual__2026-03-04T05:06:07+00:00", started)
+    again = run_state.elt_run_id("daily", "manual__2026-03-04T05:06:07+00:00", started)
+    other = run_state.elt_run_id("daily", "scheduled__2026-03-04T05:06:07+00:00", started)
+    assert first == again != other
+    assert first.startswith("daily-20260304T050607-") and len(first.rsplit("-", 1)[1]) == 12
+
+
+def test_node_names_are_readable():
+    assert node_name("test.elt.not_null_orders_order_id.5f3a2c1b9d") == "not_null_orders_order_id"
+    assert node_name("test.elt.assert_totals_match") == "assert_totals_match"
+    assert node_name("model.elt.orders") == "orders"
+    assert node_name("unit_test.elt.orders.numbering") == "orders.numbering"
+
+
+# -- limits ---------------------------------------------------------------------------------
+
+
+def test_limits_flag_run_and_task_durations_over_the_configured_maximum(config):
+    pipe = config.pipeline("daily")
+    found = limits.breaches(pipe, 700, [step("ingest_shop", 150), step("publish", 5)])
+    assert found == [
+        "run took 700 s, over max_duration 600 s",
+        "ingest_shop took 150 s, over max_task_duration 120 s",
+    ]
+    assert limits.breaches(pipe, 60, [step("ingest_shop", 100)]) == []
+
+
+def test_limits_flag_steps_much_slower_than_their_recent_history(config):
+    pipe = config.pipeline("daily")
+    history = {"ingest_shop": [10.0, 12.0, 11.0, 9.0], "publish": [1.0, 1.0]}
+    found = limits.breaches(pipe, 60, [step("ingest_shop", 40), step("publish", 9)], history)
+    assert found == ["ingest_shop took 40 s, 3.8x its median of 10 s over the last 4 runs"]
+    # twice as slow but only a few seconds more: noise, not an alert
+    assert limits.breaches(pipe, 60, [step("ingest_shop", 19)], history) == []
+
+
+def test_limit_report_is_its_own_event():
+    report = limits.LimitReport(
+        pipeline="daily", run_id="r1", status="succeeded", duration_s=3, warnings=["slow"]
+    )
+    assert report.event == "limit_exceeded"
+    assert report.title() == "[elt] daily: 1 duration limit(s) exceeded"
+
+
+# -- settling a run from its records and task states ------------------------------------------
+
+
+def test_a_run_with_a_failed_step_is_failed_with_that_steps_error():
+    result = RunResult(run_id="r1", pipeline="daily")
+    failed = step("quality_gate", 1, "failed")
+    failed.detail = {"error": "quality gate closed: not_null_x: Got 3 results"}
+    result.steps = [step("ingest_shop", 2), failed]
+    settle(result, [("quality_gate", "failed")], datetime.now(UTC) - timedelta(seconds=5))
+    assert result.status == "failed"
+    assert result.error == "quality_gate: quality gate closed: not_null_x: Got 3 results"
+    assert 4 < result.duration_s < 60
+
+
+def test_a_task_that_never_recorded_itself_still_fails_the_run():
+    result = RunResult(run_id="r1", pipeline="daily", steps=[step("ingest_shop", 2)])
+    settle(result, [("dbt.dbt_producer_watcher", "failed")], None)
+    assert result.status == "failed"
+    assert result.error == "task dbt.dbt_producer_watcher failed"
+
+
+def test_a_run_without_failures_succeeded():
+    result = RunResult(run_id="r1", pipeline="daily", steps=[step("ingest_shop", 2)])
+    settle(result, [], None)
+    assert (result.status, result.error) == ("succeeded", None)
+
+
+# -- environment and pools ------------------------------------------------------------------
+
+
+def test_pools_come_from_the_config(config):
+    assert pools.wanted_pools(config)["database"] == 3
+    assert pools.wanted_pools(config)["api"] == 7
+
+
+def test_airflow_env_keeps_homes_in_the_project_and_holds_no_secret(tmp_path, monkeypatch):
+    monkeypatch.setenv("ELT_HOME", str(tmp_path))
+    env = environment.base_env()
+    assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")
+    assert env["AIRFLOW__COSMOS__CACHE_DIR"] == str(tmp_path / "cosmos")
+    assert env["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] == "False"
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(environment.DAGS_FOLDER)
+    assert not any("PASSWORD" in key or "JWT" in key for key in env)
+    assert "DBT_ENV_SECRET_PGPASSWORD" not in env
+
+
+def test_the_dags_folder_holds_one_entry_file_that_dbt_will_not_import():
+    files = sorted(p.name for p in environment.DAGS_FOLDER.glob("*.py"))
+    assert files == ["elt_pipelines.py"]
+    text = (environment.DAGS_FOLDER / "elt_pipelines.py").read_text()
+    # Airflow's safe-mode discovery only parses files mentioning both words
+    assert "airflow" in text and "DAG" in text
+    assert not any(p.name.startswith("dbt_") for p in environment.DAGS_FOLDER.parent.rglob("*.py"))
