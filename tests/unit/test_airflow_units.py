@@ -162,6 +162,9 @@ def test_pools_come_from_the_config(config):
 
 def test_airflow_env_keeps_homes_in_the_project_and_holds_no_secret(tmp_path, monkeypatch):
     monkeypatch.setenv("ELT_HOME", str(tmp_path))
+    # homes a deployment already set are kept (elt.settings.tool_homes): start without them
+    for home in ("AIRFLOW_HOME", "AIRFLOW__COSMOS__CACHE_DIR", "PREFECT_HOME", "DLT_DATA_DIR"):
+        monkeypatch.delenv(home, raising=False)
     env = environment.base_env()
     assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")
     assert env["AIRFLOW__COSMOS__CACHE_DIR"] == str(tmp_path / "cosmos")
