@@ -22,8 +22,10 @@ SEED = 42
 
 
 def bench_home() -> Path:
-    """The benchmark's state folder (its own warehouse, data and dlt folders)."""
-    return paths.project_root() / ".elt" / "bench" / "harness"
+    """The benchmark's state folder (its own warehouse, data and dlt folders);
+    ``BENCH_HOME`` overrides it so two benchmarks can run at once without sharing a server."""
+    override = os.environ.get("BENCH_HOME")
+    return Path(override) if override else paths.project_root() / ".elt" / "bench" / "harness"
 
 
 def use_bench_home() -> None:
