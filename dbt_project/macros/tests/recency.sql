@@ -1,9 +1,5 @@
 {#- Fails when the newest value of `field` is older than `interval` `datepart`s (or absent). -#}
 {% test recency(model, field, datepart, interval) %}
-    {{ return(adapter.dispatch('test_recency')(model, field, datepart, interval)) }}
-{% endtest %}
-
-{% macro default__test_recency(model, field, datepart, interval) %}
 
 with
 
@@ -20,24 +16,4 @@ where
     newest_value is null
     or newest_value < {{ dbt.dateadd(datepart, -1 * interval, dbt.current_timestamp()) }}
 
-{% endmacro %}
-
-{#- PostgreSQL: one interval literal instead of interval arithmetic -#}
-{% macro postgres__test_recency(model, field, datepart, interval) %}
-
-with
-
-newest as (
-
-    select max({{ field }}) as newest_value
-    from {{ model }}
-
-)
-
-select newest_value
-from newest
-where
-    newest_value is null
-    or newest_value < now() - interval '{{ interval | int }} {{ datepart }}'
-
-{% endmacro %}
+{% endtest %}
