@@ -37,7 +37,7 @@ def lock_key(pipeline: str) -> int:
 
 def measure_step(
     fn: Callable[[], tuple[int, dict]], step: Step
-) -> tuple[runs.StepRecord, Exception | None]:
+) -> tuple[runs.StepRecord, BaseException | None]:
     """Run one step, timing it and sampling CPU and peak memory; never raises."""
     process = psutil.Process()
     cpu_before = sum(process.cpu_times()[:2])
@@ -45,7 +45,11 @@ def measure_step(
     status, rows, detail, error = "succeeded", None, {}, None
     try:
         rows, detail = fn()
-    except Exception as exc:  # recorded, then reported by the caller
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # recorded, then reported by the caller
+        # BaseException: Rust extensions (connectorx) raise a PanicException that is not an
+        # Exception; it must fail the step like any error, not leave the run "running"
         status, detail, error = "failed", {"error": str(exc)[:2000]}, exc
     record = runs.StepRecord(
         step_id=step.id,
