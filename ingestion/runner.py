@@ -4,8 +4,8 @@
 
 One dlt pipeline per source (``elt_<source>``), its working folder under ``DLT_DATA_DIR``.
 Each run: sync state with the warehouse → finish (or drop) a package a crashed run left
-behind → extract → normalize → load. Arrow data gets ``_dlt_load_id`` and ``_dlt_id`` like
-every other row, so the load id can flow through dbt.
+behind → extract → normalize → load. Arrow data gets ``_dlt_load_id`` like every other row, so
+the load id can flow through dbt, and takes the fast path of :mod:`ingestion.fast_path`.
 """
 
 from __future__ import annotations
@@ -27,15 +27,18 @@ from elt import settings
 from elt.config import RestApiSource, Source, SqlDatabaseSource
 from ingestion.environment import prepare_dlt_environment
 from ingestion.errors import IngestError, explain, scrub
+from ingestion.fast_path import (
+    ARROW_NORMALIZER,
+    WRITER_SETTINGS,
+    keep_row_ids,
+    tables_with_row_ids,
+)
 from ingestion.sources import BuiltSource, DataInterval, build_source
 
 Progress = Callable[[str], None]
 
-# Arrow batches (connectorx, pyarrow, Parquet files) carry the load id and a row id too.
-ARROW_NORMALIZER = {
-    "normalize.parquet_normalizer.add_dlt_load_id": True,
-    "normalize.parquet_normalizer.add_dlt_id": True,
-}
+__all__ = ["ARROW_NORMALIZER", "IngestError", "IngestResult", "ingest"]
+
 # dlt warns once per Arrow batch that reflected types win over Arrow's (that is intended)
 _NOISY_WARNINGS = ("when merging arrow schema with dlt schema",)
 
@@ -44,7 +47,8 @@ log = logging.getLogger("ingestion")
 
 @dataclass
 class IngestResult:
-    """What one ingest of a source did: rows per table loaded in this run, load ids, time."""
+    """What one ingest of a source did: rows per table loaded in this run, load ids, time,
+    and per table the file format and the number of files (load jobs) it was loaded from."""
 
     source: str
     dataset: str
@@ -53,6 +57,7 @@ class IngestResult:
     duration_s: float = 0.0
     status: Literal["succeeded", "failed"] = "succeeded"
     file_formats: dict[str, str] = field(default_factory=dict)
+    jobs: dict[str, int] = field(default_factory=dict)
 
 
 def pipeline_name(source: Source) -> str:
@@ -89,7 +94,7 @@ def ingest(
     secrets: list[str] = []
     prepare_dlt_environment()
     try:
-        with _pipeline_lock(source), _quiet_dlt_warnings(), dlt.config.values(ARROW_NORMALIZER):
+        with _pipeline_lock(source), _quiet_dlt_warnings(), _fast_path_settings():
             built = build_source(source, data_interval=data_interval)
             secrets = built.secrets
             pipeline = _pipeline(source, destination_url or settings.warehouse_url())
@@ -122,6 +127,8 @@ def _run(
     say(f"{name}: syncing state with the warehouse")
     pipeline.sync_destination()
     _settle_pending(pipeline, result, discard=full_refresh, say=say)
+    if not full_refresh and built.loader_file_format == "parquet":
+        _keep_existing_row_ids(pipeline, built, say)
     for resource in built.source.selected_resources.values():
         table = resource.table_name
         result.rows[table if isinstance(table, str) else resource.name] = 0
@@ -161,6 +168,18 @@ def _settle_pending(
     pipeline.abort_packages()
 
 
+def _keep_existing_row_ids(pipeline: dlt.Pipeline, built: BuiltSource, say: Progress) -> None:
+    """Tables loaded with a NOT NULL ``_dlt_id`` (by an earlier version) keep getting one;
+    ``--full-refresh`` recreates them without it."""
+    name = built.source.schema.name
+    if name not in pipeline.schema_names:
+        return
+    tables = tables_with_row_ids(built.source, pipeline.schemas[name].tables)
+    if tables:
+        keep_row_ids(built.source, tables)
+        say(f"{name}: {', '.join(tables)} keep their _dlt_id column (they were loaded with it)")
+
+
 def _count_rows(info: Any, result: IngestResult) -> None:
     for table, count in (getattr(info, "row_counts", None) or {}).items():
         if not table.startswith("_dlt"):
@@ -174,6 +193,7 @@ def _record_load(info: LoadInfo, result: IngestResult) -> None:
             table, file_format = job.job_file_info.table_name, job.job_file_info.file_format
             if not table.startswith("_dlt") and file_format != "sql":
                 result.file_formats[table] = file_format
+                result.jobs[table] = result.jobs.get(table, 0) + 1
 
 
 def _check_file_format(result: IngestResult, wanted: str | None, say: Progress) -> None:
@@ -208,6 +228,12 @@ def _ref(source: Source) -> str | None:
         auth = source.auth
         return auth.token or auth.api_key or auth.password
     return None
+
+
+@contextmanager
+def _fast_path_settings() -> Iterator[None]:
+    with dlt.config.values({**ARROW_NORMALIZER, **WRITER_SETTINGS}):
+        yield
 
 
 @contextmanager

@@ -1,19 +1,22 @@
 """Chunked readers of CSV, JSON-lines and Parquet files listed by dlt's ``filesystem``.
 
 They read like dlt's ``read_csv`` / ``read_jsonl`` / ``read_parquet`` (pandas chunks, line
-batches, Arrow record batches), and a file that cannot be parsed fails with its URL and the
-line at fault, so the user knows which supplier file to fix.
+batches, Arrow record batches), except that CSV files are read into Arrow when that loads the
+same rows. A file that cannot be parsed fails with its URL and the line at fault, so the user
+knows which supplier file to fix.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import dlt
 from dlt.common.storages.fsspec_filesystem import FileItemDict
 from dlt.extract import DltResource
+
+from ingestion.sources.csv_arrow import ColumnTypes, arrow_batches, fits_fast_path, read_csv_arrow
 
 DEFAULT_CHUNK_ROWS = 10_000
 
@@ -74,12 +77,28 @@ _CHUNKERS: dict[str, Callable[[FileItemDict, int], Iterator[Any]]] = {
 }
 
 
-def file_reader(file_format: str, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> DltResource:
-    """A dlt transformer reading each listed file of ``file_format`` in chunks."""
+def file_reader(
+    file_format: str,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    *,
+    table: str | None = None,
+    primary_key: Sequence[str] = (),
+) -> DltResource:
+    """A dlt transformer reading each listed file of ``file_format`` in chunks.
+
+    CSV files of table ``table`` are read into Arrow when that loads the same rows (see
+    :mod:`ingestion.sources.csv_arrow`), else as dict rows.
+    """
     chunks = _CHUNKERS[file_format]
 
     def read_files(items: Iterable[FileItemDict]) -> Iterator[Any]:
+        seen: ColumnTypes = {}  # column types of this run's earlier Arrow files
         for item in items:
+            if file_format == "csv":
+                arrow = read_csv_arrow(item)
+                if arrow is not None and fits_fast_path(arrow, table or "", primary_key, seen):
+                    yield from arrow_batches(arrow, chunk_rows)
+                    continue
             yield from chunks(item, chunk_rows)
 
     return dlt.transformer(read_files, name=f"read_{file_format}")

@@ -59,7 +59,8 @@ def file_set_resource(
         file_glob=file_set.glob,
         incremental=dlt.sources.incremental("modification_date"),
     ).with_name(f"{name}_files")  # the listing keeps its own cursor per file set
-    resource = (listing | file_reader(file_set.format)).with_name(name)
+    reader = file_reader(file_set.format, table=name, primary_key=file_set.primary_key or ())
+    resource = (listing | reader).with_name(name)
     resource.apply_hints(
         write_disposition=file_set.disposition,
         primary_key=list(file_set.primary_key) if file_set.primary_key else None,
@@ -91,6 +92,6 @@ def s3_credentials(config: FilesystemSource, bucket_url: str) -> AwsCredentials 
 
 
 def _file_format(config: FilesystemSource) -> str | None:
-    # Parquet files arrive as Arrow batches: load them as Parquet too
+    # Parquet files and (most) CSV files arrive as Arrow batches: load them as Parquet too
     formats = {file_set.format for file_set in config.files.values()}
-    return "parquet" if formats == {"parquet"} else None
+    return "parquet" if formats <= {"parquet", "csv"} else None

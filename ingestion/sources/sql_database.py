@@ -16,6 +16,7 @@ from dlt.extract import DltResource
 from dlt.sources.sql_database import sql_table
 
 from elt.config import SqlDatabaseSource, SqlTable, resolve_env
+from ingestion.fast_path import has_rows
 from ingestion.sources.common import BuiltSource, DataInterval, as_source, lag_seconds
 
 ARROW_BACKENDS = ("connectorx", "pyarrow")
@@ -45,7 +46,7 @@ def table_resource(
     data_interval: DataInterval | None = None,
 ) -> DltResource:
     """The ``sql_table`` resource of one table."""
-    return sql_table(
+    resource = sql_table(
         credentials=url,
         table=name,
         schema=config.schema_,
@@ -58,6 +59,7 @@ def table_resource(
         write_disposition=table.disposition,
         primary_key=table.primary_key or None,
     )
+    return resource.add_filter(has_rows)
 
 
 def backend_kwargs(config: SqlDatabaseSource) -> dict[str, Any] | None:

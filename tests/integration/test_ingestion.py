@@ -19,6 +19,7 @@ import psycopg2
 import pytest
 
 from elt.config import FilesystemSource, RestApiSource, SqlDatabaseSource
+from ingestion.fast_path import WRITER_SETTINGS
 from ingestion.runner import ARROW_NORMALIZER, IngestError, ingest, pipeline_name, pipelines_dir
 from ingestion.sources import build_source
 
@@ -48,6 +49,18 @@ def execute(url: str, sql: str) -> None:
             cur.execute(sql)
     finally:
         conn.close()
+
+
+def columns(url: str, schema: str, table: str) -> list[str]:
+    """Column names of ``schema.table``."""
+    return [
+        name
+        for (name,) in query(
+            url,
+            "select column_name from information_schema.columns"
+            f" where table_schema = '{schema}' and table_name = '{table}'",
+        )
+    ]
 
 
 def free_port() -> int:
@@ -147,9 +160,10 @@ def test_sql_initial_load_then_incremental_merge(shop, warehouse_url, dlt_home):
     assert first.file_formats == {"orders": "parquet", "customers": "parquet"}
     assert query(
         warehouse_url,
-        "select count(*), count(distinct id), count(_dlt_load_id), count(_dlt_id)"
-        " from raw_sqlmerge.orders",
-    ) == [(30, 30, 30, 30)]
+        "select count(*), count(distinct id), count(_dlt_load_id) from raw_sqlmerge.orders",
+    ) == [(30, 30, 30)]
+    # the fast path: Arrow rows carry the load id but no per-row _dlt_id (nor its index)
+    assert "_dlt_id" not in columns(warehouse_url, "raw_sqlmerge", "orders")
     assert query(warehouse_url, "select distinct _dlt_load_id from raw_sqlmerge.customers") == [
         (first.load_ids[0],)
     ]
@@ -179,9 +193,75 @@ def test_sql_initial_load_then_incremental_merge(shop, warehouse_url, dlt_home):
         warehouse_url,
         f"select count(*) from raw_sqlmerge.orders where _dlt_load_id = '{new_load}'",
     ) == [(9,)]
+
+
+def test_tables_loaded_with_row_ids_keep_getting_them(shop, warehouse_url, dlt_home, monkeypatch):
+    source = shop_source("sqlrowids")
+    # as earlier versions loaded Arrow rows: with a NOT NULL, unique _dlt_id
+    monkeypatch.setenv("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "true")
+    ingest(source, destination_url=warehouse_url)
+    monkeypatch.delenv("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID")
+    execute(shop, "update orders set status = 'shipped', ordered_at = now() where id = 5")
+    execute(
+        shop, "insert into orders select g, 1, 'placed', g, now() from generate_series(31, 32) g"
+    )
+    messages: list[str] = []
+
+    again = ingest(source, destination_url=warehouse_url, progress=messages.append)
+
+    assert again.rows["orders"] == 4  # 5, 31, 32 and 30 (within the lookback)
     assert query(
-        warehouse_url, "select count(*) from raw_sqlmerge.orders where _dlt_id is null"
-    ) == [(0,)]
+        warehouse_url,
+        "select count(*), count(distinct id), count(_dlt_id), count(distinct _dlt_id),"
+        " count(*) filter (where status = 'shipped') from raw_sqlrowids.orders",
+    ) == [(32, 32, 32, 32, 1)]
+    assert any("keep their _dlt_id" in message for message in messages)
+    # a full refresh drops the tables and loads them without it
+    ingest(source, full_refresh=True, destination_url=warehouse_url)
+    assert "_dlt_id" not in columns(warehouse_url, "raw_sqlrowids", "orders")
+    assert query(warehouse_url, "select count(*) from raw_sqlrowids.orders") == [(32,)]
+
+
+def test_big_tables_load_as_several_files_exactly(shop, warehouse_url, dlt_home, monkeypatch):
+    monkeypatch.setitem(WRITER_SETTINGS, "data_writer.file_max_items", 10)
+    source = shop_source("sqlfiles")
+
+    first = ingest(source, destination_url=warehouse_url)
+    execute(shop, "update orders set amount = 0, ordered_at = now() where id <= 12")
+    second = ingest(source, destination_url=warehouse_url)
+
+    assert first.jobs["orders"] >= 3  # 30 rows in files of at most 10
+    assert second.rows["orders"] == 13  # 12 changed rows and order 30 (the lookback)
+    assert query(
+        warehouse_url,
+        "select count(*), count(distinct id), count(*) filter (where amount = 0)"
+        " from raw_sqlfiles.orders",
+    ) == [(30, 30, 12)]
+
+
+def test_a_table_filling_its_last_file_exactly_and_an_empty_table_load(
+    shop, warehouse_url, dlt_home, monkeypatch
+):
+    # ConnectorX ends each stream with an empty batch: here it would be alone in a 4th file
+    monkeypatch.setitem(WRITER_SETTINGS, "data_writer.file_max_items", 10)
+    execute(shop, "drop table if exists returns; create table returns (id integer primary key)")
+    execute(shop, "grant select on returns to shop_reader")
+    source = shop_source(
+        "sqlboundary",
+        chunk_size=10,
+        tables={"orders": {"primary_key": "id"}, "returns": {"primary_key": "id"}},
+    )
+
+    result = ingest(source, destination_url=warehouse_url)
+
+    assert result.rows["orders"] == 30
+    assert result.jobs["orders"] == 3
+    assert query(
+        warehouse_url, "select count(*), count(distinct id) from raw_sqlboundary.orders"
+    ) == [(30, 30)]
+    # an empty source table loads nothing and fails nothing (dlt creates it with its first rows)
+    assert result.rows["returns"] == 0
+    assert columns(warehouse_url, "raw_sqlboundary", "returns") == []
 
 
 def test_sql_full_refresh_reloads_everything(shop, warehouse_url, dlt_home):

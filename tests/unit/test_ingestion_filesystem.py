@@ -70,22 +70,64 @@ def test_s3_credentials_come_from_aws_variables_and_the_endpoint(monkeypatch):
     assert s3_credentials(landing("/srv/landing"), "file:///srv/landing") is None
 
 
-def test_only_parquet_file_sets_load_as_parquet():
-    assert build_source(landing("/x")).loader_file_format is None
+def test_csv_and_parquet_file_sets_load_as_parquet_jsonl_as_dicts():
+    assert build_source(landing("/x")).loader_file_format is None  # csv + jsonl
     only_parquet = landing("/x", files={"t": {"glob": "*.parquet", "format": "parquet"}})
     assert build_source(only_parquet).loader_file_format == "parquet"
+    csv_and_parquet = landing(
+        "/x",
+        files={
+            "t": {"glob": "*.parquet", "format": "parquet"},
+            "u": {"glob": "*.csv", "format": "csv"},
+        },
+    )
+    assert build_source(csv_and_parquet).loader_file_format == "parquet"
 
 
-def test_csv_reader_yields_chunks_with_nulls_not_nans(tmp_path):
-    (tmp_path / "a.csv").write_text("id,sku,cost\n1,A1,2.5\n2,A2,\n3,A3,1\n")
+def test_csv_reader_yields_arrow_batches_with_nulls_row_ids_and_pandas_types(tmp_path):
+    (tmp_path / "a.csv").write_text(
+        "id,sku,cost,fresh,day\n1,A1,2.5,True,2026-01-02\n2,,,False,NA\n3,A3,1,true,\n"
+    )
 
-    rows = read(tmp_path, "*.csv", "csv")
+    batches = read(tmp_path, "*.csv", "csv")
 
+    assert all(isinstance(batch, pa.RecordBatch) for batch in batches)
+    assert [batch.num_rows for batch in batches] == [2, 1]  # chunk_rows=2
+    rows = [row for batch in batches for row in batch.to_pylist()]
+    assert len({row.pop("_dlt_id") for row in rows}) == 3
+    # as pandas reads them: empty cells NULL, True/False booleans, dates left as text
     assert rows == [
-        {"id": 1, "sku": "A1", "cost": 2.5},
-        {"id": 2, "sku": "A2", "cost": None},
-        {"id": 3, "sku": "A3", "cost": 1.0},
+        {"id": 1, "sku": "A1", "cost": 2.5, "fresh": True, "day": "2026-01-02"},
+        {"id": 2, "sku": None, "cost": None, "fresh": False, "day": None},
+        {"id": 3, "sku": "A3", "cost": 1.0, "fresh": True, "day": None},
     ]
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"id,name\n,a\n2,b\n", "empty primary key"),
+        (b"name\na\n", "no primary key column"),
+    ],
+)
+def test_csv_files_the_fast_path_would_change_are_read_as_dicts(tmp_path, content, why):
+    (tmp_path / "a.csv").write_bytes(content)
+    listing = filesystem(bucket_url=tmp_path.as_uri(), file_glob="*.csv")
+    reader = file_reader("csv", table="t", primary_key=["id"])
+
+    items = list(listing | reader)
+
+    assert items and all(isinstance(item, dict) for item in items), why
+
+
+def test_a_csv_file_whose_types_differ_from_an_earlier_file_is_read_as_dicts(tmp_path):
+    (tmp_path / "a.csv").write_text("id,cost\n1,2.5\n")
+    (tmp_path / "b.csv").write_text("id,cost\n2,abc\n")
+
+    items = read(tmp_path, "*.csv", "csv")
+
+    assert isinstance(items[0], pa.RecordBatch)
+    assert items[1:] == [{"id": 2, "cost": "abc"}]
 
 
 def test_malformed_csv_names_the_file_and_line(tmp_path):
