@@ -3,23 +3,30 @@
 Why watcher mode: per-task overhead, not dbt, decides orchestrated run time. In watcher mode
 one task (the producer) runs ``dbt build`` once for the whole selection, as ``elt run`` does;
 every model, seed and snapshot still gets its own task (and each model a ``test`` task for
-its tests) that reports the node's result from the producer's events. The graph is rendered
-from the pre-built manifest: parsing the DAG file never runs dbt.
+its tests) that reports the node's result. The graph is rendered by Cosmos from the pre-built
+manifest: parsing the DAG file never runs dbt.
 
 dbt runs in a child process of the producer (``ELT_AIRFLOW_DBT_INVOCATION=dbt_runner`` runs
 it in-process instead): in-process, Cosmos turns every one of dbt's events (debug ones
 included) into JSON inside dbt's own threads, which made the build 4x slower here (33 s of
 node execution against 8 s as a child process, same project, same machine).
 
+Node tasks are ours (``RenderConfig.node_converters`` → :class:`DbtNodeReport`): Cosmos
+still decides which nodes, task groups, ids and dependencies there are, but its watcher
+sensors cost 1–3 ms each to build (three signature inspections per instance, a deep class
+chain): 400 of them were 1.3–1.6 s of a 1.8–2.1 s parse (200 models, busy machine), and
+each reads several XComs through the API when it runs. Ours are built like an
+``EmptyOperator`` and read the node's result from ``elt_meta.dbt_results``, which the
+producer's callback wrote.
+
 What we change after Cosmos built the group, and why:
 * the root node tasks wait for the producer (trigger rule ``all_done``) instead of polling
-  beside it: the result is the same, and no node task holds a slot while dbt runs (under
-  ``dag.test()``, which runs tasks one at a time, polling beside it would never end);
+  beside it: the result is the same, and no node task holds a slot while dbt runs;
 * no Airflow retries on dbt tasks: a failed data test is a fact about the data (retrying it
   re-runs the same query on the same rows), and Cosmos cannot retry the producer. To retry a
-  node, clear its task *with downstream*: Cosmos re-runs the model (``dbt run``) and then its
-  ``test`` task re-runs the model's tests (``dbt test``) — a retried model is never left
-  untested. Results of such re-runs replace the node's rows in ``elt_meta.dbt_results``.
+  node, clear its task *with downstream*: the model's task re-runs the model (``dbt run``),
+  then its ``test`` task re-runs the model's tests (``dbt test``) — a retried model is never
+  left untested. Results of such re-runs replace the node's rows in ``elt_meta.dbt_results``.
 """
 
 from __future__ import annotations
@@ -39,13 +46,12 @@ import yaml
 from elt import paths
 from elt.config import Pipeline
 from orchestration.airflow import manifest, tasks
+from orchestration.airflow.node_report import DbtNodeReport, node_converter
 
 GROUP_ID = tasks.GROUP_DBT
 PRODUCER_ID = f"{GROUP_ID}.dbt_producer_watcher"
 NODE_TYPES = ("model", "seed", "snapshot", "test")
 _MART_MATERIALIZATIONS = ("table", "incremental")
-NODE_POKE_INTERVAL_S = 2
-NODE_TIMEOUT_S = 120  # node tasks start after the producer: a missing result never comes
 # dbt in a child process (default) or in the task's process: see the module docstring
 SUBPROCESS = os.environ.get("ELT_AIRFLOW_DBT_INVOCATION", "subprocess") != "dbt_runner"
 
@@ -82,6 +88,7 @@ def _profile_names(project_dir: Path) -> tuple[str, str]:
 def build_dbt_group(pipe: Pipeline, *, pool: str | None, timeout: timedelta | None) -> DbtGroup:
     """Create the ``dbt`` task group of ``pipe`` in the DAG being defined."""
     from cosmos import (
+        DbtResourceType,
         DbtTaskGroup,
         ExecutionConfig,
         ExecutionMode,
@@ -115,6 +122,11 @@ def build_dbt_group(pipe: Pipeline, *, pool: str | None, timeout: timedelta | No
             exclude=cosmos_selectors(pipe.dbt.exclude, project_dir),
             test_behavior=TestBehavior.AFTER_EACH,
             enable_owner_inheritance=False,
+            node_converters={
+                DbtResourceType(kind): node_converter(kind, pipe.dbt.full_refresh)
+                for kind in NODE_TYPES
+            },
+            node_conversion_by_task_group=False,  # Cosmos keeps a model's run/test group
         ),
         execution_config=ExecutionConfig(
             execution_mode=ExecutionMode.WATCHER,
@@ -125,6 +137,7 @@ def build_dbt_group(pipe: Pipeline, *, pool: str | None, timeout: timedelta | No
     )
     producer = group.dag.get_task(PRODUCER_ID)
     _wire(group, producer, pool=pool, timeout=timeout)
+    _attach_tests(group, group.dbt_graph.tests_per_model)
     nodes = group.dbt_graph.filtered_nodes
     return DbtGroup(
         group=group,
@@ -169,10 +182,6 @@ def _operator_args(pipe: Pipeline) -> dict[str, Any]:
         "env": {"ELT_DBT_THREADS": str(pipe.dbt.threads)},
         "callback": tasks.record_dbt_results,
         "pre_execute": tasks.prepare_task,
-        # node tasks (sensors): they start once the producer is done, so one poke is enough
-        "deferrable": False,
-        "poke_interval": NODE_POKE_INTERVAL_S,
-        "timeout": NODE_TIMEOUT_S,
     }
 
 
@@ -190,6 +199,13 @@ def _wire(group: Any, producer: Any, *, pool: str | None, timeout: timedelta | N
         if not task.upstream_task_ids & set(members):
             producer >> task
             task.trigger_rule = "all_done"
+
+
+def _attach_tests(group: Any, tests_per_model: dict[str, list[str]]) -> None:
+    """Tell each model's ``test`` task which tests it reports (Cosmos knows them per model)."""
+    for task in group.dag.tasks:
+        if isinstance(task, DbtNodeReport) and task.command == "test" and not task.tests:
+            task.tests = tuple(sorted(tests_per_model.get(task.model_unique_id, ())))
 
 
 def _expected(nodes: dict[str, Any]) -> tuple[str, ...]:

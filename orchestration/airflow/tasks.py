@@ -14,13 +14,18 @@ import resource
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from elt import config as elt_config
-from elt import runs, settings
+from elt import settings
 from elt.redact import redact
 from elt.spec import Step, plan
-from orchestration.airflow import run_state
+
+if TYPE_CHECKING:
+    from elt import runs
+
+# The DAG file imports this module for the task callables: what only tasks need (the run
+# metadata module, psycopg2) is imported when a task runs, not on every parse.
 
 GROUP_DBT = "dbt"
 DBT_STEP = "dbt_build"
@@ -45,21 +50,6 @@ def prepare_task(context: dict[str, Any]) -> None:
     settings.apply_tool_env()
     logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
     _started[_task_key(context)] = (datetime.now(UTC), _cpu_seconds())
-    _skip_node_task_without_dbt(context)
-
-
-def _skip_node_task_without_dbt(context: dict[str, Any]) -> None:
-    """A dbt node task reports the producer's result: when the producer could not run (an
-    upstream task failed), there is nothing to report, so skip instead of waiting for it."""
-    task_id = context["ti"].task_id
-    if not task_id.startswith(f"{GROUP_DBT}.") or "dbt_producer_watcher" in task_id:
-        return
-    producer = f"{GROUP_DBT}.dbt_producer_watcher"
-    state = _run_states(context, task_ids=[producer]).get(producer)
-    if state in ("upstream_failed", "skipped", "removed"):
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        raise AirflowSkipException(f"dbt did not run ({producer} is {state})")
 
 
 def _task_key(context: dict[str, Any]) -> tuple:
@@ -93,6 +83,8 @@ def _data_interval(context: dict[str, Any]) -> tuple[datetime, datetime] | None:
 
 def start_run(pipeline: str, **context: Any) -> str:
     """Setup task: migrate ``elt_meta`` and open the run's row; returns the elt run id."""
+    from orchestration.airflow import run_state
+
     url = settings.warehouse_url()
     run_id = run_state.run_id_from_context(pipeline, context)
     run_state.ensure_run(url, run_id, pipeline)
@@ -105,8 +97,10 @@ def run_step(pipeline: str, step_id: str, **context: Any) -> None:
 
 
 def _execute(pipeline: str, step_id: str, context: dict[str, Any], before=None) -> None:
+    from elt import runs
     from elt.runner import measure_step  # the measuring `elt run` uses (duration, RSS, CPU)
     from elt.steps import RunResult, StepRunner
+    from orchestration.airflow import run_state
 
     config, pipe, step = _context_step(pipeline, step_id)
     url = settings.warehouse_url()
@@ -139,6 +133,8 @@ def quality_gate(pipeline: str, step_id: str, expected: Iterable[str], **context
 
 
 def _no_failed_nodes(url: str, run_id: str) -> None:
+    from elt import runs
+
     with runs.connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             f"select unique_id, coalesce(message, status) from {runs.SCHEMA}.dbt_results"
@@ -156,7 +152,7 @@ def _no_failed_nodes(url: str, run_id: str) -> None:
 
 def _upstream_succeeded(context: dict[str, Any]) -> None:
     own = context["ti"].task_id
-    states = _run_states(context)
+    states = run_states(context)
     bad = sorted(
         task
         for task, state in states.items()
@@ -170,7 +166,7 @@ def _upstream_succeeded(context: dict[str, Any]) -> None:
         )
 
 
-def _run_states(context: dict[str, Any], **where: Any) -> dict[str, str]:
+def run_states(context: dict[str, Any], **where: Any) -> dict[str, str]:
     """Task id → state of this DAG run's tasks (Airflow 3 tasks ask the API, not the DB)."""
     ti = context["ti"]
     run_id = context["run_id"]
@@ -179,6 +175,8 @@ def _run_states(context: dict[str, Any], **where: Any) -> dict[str, str]:
 
 
 def _all_nodes_reported(url: str, run_id: str, expected: Iterable[str]) -> None:
+    from elt import runs
+
     wanted = set(expected)
     with runs.connect(url) as conn, conn.cursor() as cur:
         cur.execute(f"select unique_id from {runs.SCHEMA}.dbt_results where run_id = %s", (run_id,))
@@ -214,7 +212,18 @@ def record_dbt_results(project_dir: str, context: dict[str, Any] | None = None, 
     if context is None or not results_file.is_file():
         return
     results = json.loads(results_file.read_text()).get("results", [])
-    records = [_dbt_record(item) for item in results]
+    record_dbt_invocation(context, [_dbt_record(item) for item in results])
+
+
+def record_dbt_invocation(
+    context: dict[str, Any], records: list[runs.DbtResultRecord], error: str | None = None
+) -> None:
+    """One dbt invocation of a task: node results → ``elt_meta.dbt_results`` (replacing
+    earlier rows of the same nodes), the invocation → ``elt_meta.steps`` (the producer's as
+    ``dbt_build``, a re-run node's under its task id)."""
+    from elt import runs
+    from orchestration.airflow import run_state
+
     ti = context["ti"]
     pipeline = ti.dag_id
     url = settings.warehouse_url()
@@ -222,6 +231,14 @@ def record_dbt_results(project_dir: str, context: dict[str, Any] | None = None, 
     runs.record_dbt_results(url, run_id, records)
     started, cpu = _started.get(_task_key(context), (datetime.now(UTC), _cpu_seconds()))
     producer = ti.task_id.endswith("dbt_producer_watcher")
+    detail: dict[str, Any] = {
+        "failed": sum(1 for r in records if r.status in _BAD_DBT),
+        "models": sum(1 for r in records if r.resource_type == "model"),
+        "tests": sum(1 for r in records if r.resource_type == "test"),
+        "nodes": len(records),
+    }
+    if error and not records:
+        detail["error"] = redact(error)[:2000]
     runs.record_step(
         url,
         run_id,
@@ -229,18 +246,13 @@ def record_dbt_results(project_dir: str, context: dict[str, Any] | None = None, 
             step_id=DBT_STEP if producer else ti.task_id,
             kind="transform",
             # dbt ran: as in `elt run`, failed nodes are the gate's to judge, not the step's
-            status="succeeded",
+            status="failed" if error and not records else "succeeded",
             started_at=started,
             finished_at=datetime.now(UTC),
             rows=sum(r.rows_affected or 0 for r in records),
             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             cpu_s=_cpu_seconds() - cpu,
-            detail={
-                "failed": sum(1 for r in records if r.status in _BAD_DBT),
-                "models": sum(1 for r in records if r.resource_type == "model"),
-                "tests": sum(1 for r in records if r.resource_type == "test"),
-                "nodes": len(records),
-            },
+            detail=detail,
         ),
     )
 
@@ -254,6 +266,8 @@ def node_name(unique_id: str) -> str:
 
 
 def _dbt_record(item: dict[str, Any]) -> runs.DbtResultRecord:
+    from elt import runs
+
     unique_id = item["unique_id"]
     adapter = item.get("adapter_response") or {}
     message = item.get("message")

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from elt.config import load
-from elt.runs import StepRecord
+from elt.runs import DbtResultRecord, StepRecord
 from elt.steps import RunResult
 from orchestration.airflow import environment, limits, pools, run_state
 from orchestration.airflow.cosmos_group import cosmos_selectors
+from orchestration.airflow.node_tasks import judge
 from orchestration.airflow.report import settle
-from orchestration.airflow.tasks import node_name
+from orchestration.airflow.tasks import StepFailed, node_name
 
 CONFIG = """
 version: 1
@@ -182,3 +183,37 @@ def test_the_dags_folder_holds_one_entry_file_that_dbt_will_not_import():
     # Airflow's safe-mode discovery only parses files mentioning both words
     assert "airflow" in text and "DAG" in text
     assert not any(p.name.startswith("dbt_") for p in environment.DAGS_FOLDER.parent.rglob("*.py"))
+
+
+def test_the_dag_file_names_the_airflow_modules_the_dag_processor_can_pre_import():
+    # the DAG processor imports a file's top-level `airflow.*` imports once, before it forks
+    # each parse: the operators the factory builds must be among them
+    import ast
+
+    tree = ast.parse((environment.DAGS_FOLDER / "elt_pipelines.py").read_text())
+    imported = {node.module for node in tree.body if isinstance(node, ast.ImportFrom)}
+    assert "airflow.providers.standard.operators.python" in imported
+    assert "airflow.sdk" in imported
+
+
+# -- dbt node tasks -------------------------------------------------------------------------
+
+
+def _result(name: str, status: str, message: str | None = None) -> DbtResultRecord:
+    return DbtResultRecord(f"test.elt.{name}.ab12", "test", status, 0.1, None, None, message)
+
+
+def test_a_node_task_fails_naming_the_failed_test_and_dbts_message():
+    results = [
+        _result("not_null_orders_id", "pass"),
+        _result("orders_total_check", "fail", "Got 1 result, configured to fail if != 0"),
+    ]
+    with pytest.raises(StepFailed) as failed:
+        judge(results)
+    assert "orders_total_check: Got 1 result" in str(failed.value)
+    assert "not_null_orders_id" not in str(failed.value)
+
+
+def test_a_node_task_with_passing_or_warning_results_succeeds():
+    judge([_result("not_null_orders_id", "pass"), _result("freshness", "warn", "Got 2")])
+    judge([])  # a model without tests: its test task has nothing to report

@@ -9,7 +9,10 @@ from orchestration.airflow.environment import apply_base_env
 
 apply_base_env()  # Cosmos and dbt keep their files under .elt/ (read when they are imported)
 
-from airflow.sdk import DAG  # noqa: E402  (also keeps the file visible to DAG discovery)
+# Named here, the Airflow modules the factory uses are imported once by the DAG processor
+# before it forks each parse ([dag_processor] parsing_pre_import_modules), not per parse.
+from airflow.providers.standard.operators.python import PythonOperator  # noqa: E402, F401
+from airflow.sdk import DAG, BaseOperator  # noqa: E402, F401  (DAG: keeps the file discoverable)
 
 from orchestration.airflow.factory import load_dags  # noqa: E402
 
