@@ -220,7 +220,10 @@ def _connection_failure(
 
 def _is_connectorx_connect_error(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return type(exc) is RuntimeError and ("connection" in text or "authentication" in text)
+    # connectorx reports a failed connect as RuntimeError, a connection lost mid-read as a
+    # Rust panic (pyo3's PanicException)
+    connectorx_kind = type(exc) is RuntimeError or type(exc).__name__ == "PanicException"
+    return connectorx_kind and ("connection" in text or "authentication" in text)
 
 
 def _table_in_chain(chain: list[BaseException]) -> str | None:

@@ -103,7 +103,9 @@ def ingest(
         result.status = "failed"
         exc.result = result
         raise
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # also connectorx's Rust panics, which are not Exceptions
         result.status = "failed"
         error = explain(exc, source=source.name, secret_ref=_ref(source), secrets=secrets)
         error.result = result

@@ -165,12 +165,6 @@ def test_source_restarted_mid_extract_then_rerun_is_exact(source_restarted):
     assert_exact_copy(outcome.source_url, outcome.warehouse_url, "raw_restartsrc")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connectorx raises pyo3_runtime.PanicException (a BaseException, not an Exception)"
-    " when its connection is reset: it escapes ingest()'s `except Exception`, so `elt ingest`"
-    " prints a raw traceback instead of a clear error (fix in ingestion/runner.py, errors.py)",
-)
 def test_source_restarted_mid_extract_is_a_clear_error(source_restarted):
     faulted = source_restarted.faulted
     assert faulted.returncode != 0, "the restart landed after the extract"

@@ -139,3 +139,18 @@ def test_pipeline_names_and_folder(monkeypatch, tmp_path):
 
     assert pipeline_name(source) == "elt_shop"
     assert pipelines_dir() == tmp_path / "pipelines"
+
+
+class PanicException(BaseException):
+    """pyo3's panic, as connectorx raises it when the source drops the connection mid-read."""
+
+
+def test_a_connectorx_panic_on_a_lost_connection_is_a_connection_error():
+    panic = raised(PanicException("db error: Connection reset by peer (os error 104)"))
+
+    error = explain(extraction_error("orders", panic), source="shop", secret_ref="env:SHOP_URL")
+
+    assert isinstance(error, IngestError)
+    assert "cannot connect to the source database" in str(error)
+    assert "Connection reset by peer" in str(error)
+    assert "env:SHOP_URL" in str(error)
