@@ -81,12 +81,18 @@ def _prepare_parallel_ingest() -> None:
 
 
 def walk(the_plan: Plan, tasks: dict, run: PipelineRun) -> dict[str, bool]:
-    """Run the plan's steps in dependency waves; returns step id → succeeded."""
+    """Run the plan's steps in dependency waves; returns step id → succeeded.
+
+    Each task run lists its upstream steps' task runs as ``wait_for`` (already finished, so
+    it waits for nothing): the flow run's graph in the UI shows the plan's edges.
+    """
     from prefect.futures import wait
+    from prefect.utilities.annotations import allow_failure
 
     if sum(step.kind == "ingest" for step in the_plan.steps) > 1:
         _prepare_parallel_ingest()
     finished: dict[str, bool] = {}
+    submitted: dict = {}
     pending = list(the_plan.steps)
     while pending:
         ready = [s for s in pending if all(d in finished for d in s.depends_on)]
@@ -95,13 +101,15 @@ def walk(the_plan: Plan, tasks: dict, run: PipelineRun) -> dict[str, bool]:
         futures = {}
         for step in ready:
             if step.trigger == "all_done" or all(finished[d] for d in step.depends_on):
-                futures[step.id] = tasks[step.id].submit(run, step)
+                upstream = [allow_failure(submitted[d]) for d in step.depends_on if d in submitted]
+                futures[step.id] = tasks[step.id].submit(run, step, wait_for=upstream or None)
             else:
                 finished[step.id] = False  # upstream failed: not run, as in `elt run`
         wait(list(futures.values()))
         for step_id, future in futures.items():
             finished[step_id] = future.state.is_completed()
             run.step_finished(the_plan.step(step_id), finished[step_id])
+        submitted.update(futures)
         pending = [s for s in pending if s.id not in finished]
     return finished
 

@@ -8,6 +8,11 @@ Here the thread runs in a copy of the dbt_build task's own context variables (sa
 parent task run, settings and client), with the flow run context marked *detached* exactly
 as the serialized copy is, so every node's task run still gets its own dynamic key.
 
+Each node's task run also waits for the task runs of its upstream nodes to report, and
+lists them as its ``wait_for`` inputs: the run's graph in the UI (and the parity test) shows
+dbt's dependencies, not whichever upstream states happened to be known when the node
+started (prefect-dbt's own way).
+
 This reaches into two private methods of prefect-dbt 0.7 (``PrefectDbtRunner._call_task``,
 ``NodeTaskTracker.run_task_in_thread``); :func:`supported` checks they are there and
 :func:`runner_class` falls back to the stock runner when they are not.
@@ -29,6 +34,35 @@ from prefect_dbt.core._tracker import NodeTaskTracker
 
 # the signature this module replaces; a different one means prefect-dbt changed underneath
 _TRACKER_PARAMETERS = ["self", "node_id", "task", "task_run_id", "parameters", "context"]
+# how long a node's task run waits for an upstream node's task run to report its state: dbt
+# finished the upstream node before it started this one, so this is only Prefect's API time
+UPSTREAM_REPORT_TIMEOUT_S = 60.0
+
+
+class NodeReports:
+    """One event per dbt node, set when the node's task run has its final state."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def event(self, node_id: str) -> threading.Event:
+        """The node's event (created on first use)."""
+        with self._lock:
+            return self._events.setdefault(node_id, threading.Event())
+
+    def upstream_states(self, tracker: NodeTaskTracker, node_id: str) -> list[Any]:
+        """Final states of the node's upstream nodes that have a task run (sources, and
+        nodes dbt did not run, have none), waiting for each to report."""
+        states = []
+        for dep in tracker.get_node_dependencies(node_id):
+            if tracker.get_task_run_id(dep) is None:
+                continue
+            self.event(dep).wait(UPSTREAM_REPORT_TIMEOUT_S)
+            state = tracker.get_task_result(dep)
+            if state is not None:
+                states.append(state)
+        return states
 
 
 def supported() -> bool:
@@ -42,6 +76,7 @@ def supported() -> bool:
 def start_node_task(
     tracker: NodeTaskTracker,
     parent: contextvars.Context,
+    reports: NodeReports,
     node_id: str,
     task: Any,
     task_run_id: Any,
@@ -58,18 +93,19 @@ def start_node_task(
     def run() -> None:
         flow_run = FlowRunContext.get()
         detached = flow_run.model_copy(update={"detached": True}) if flow_run else nullcontext()
-        with detached:
-            upstream = [
-                tracker.get_task_result(dep) for dep in tracker.get_node_dependencies(node_id)
-            ]
-            state = run_task_sync(
-                task,
-                task_run_id=task_run_id,
-                parameters=parameters,
-                wait_for=[s for s in upstream if s],
-                return_type="state",
-            )
-        tracker.set_task_result(node_id, state)
+        state = None
+        try:
+            with detached:
+                state = run_task_sync(
+                    task,
+                    task_run_id=task_run_id,
+                    parameters=parameters,
+                    wait_for=reports.upstream_states(tracker, node_id) or None,
+                    return_type="state",
+                )
+        finally:
+            tracker.set_task_result(node_id, state)
+            reports.event(node_id).set()
 
     thread = threading.Thread(
         target=parent.copy().run, args=(run,), name=f"{node_id} (run_task)", daemon=True
@@ -81,19 +117,22 @@ class ContextSharingDbtRunner(PrefectDbtRunner):
     """``PrefectDbtRunner`` whose node task runs share the invoking task's context."""
 
     _parent_context: contextvars.Context | None = None
+    _reports: NodeReports | None = None
 
     def invoke(self, args: list[str], **kwargs: Any):
         """As ``PrefectDbtRunner.invoke``; remembers the caller's context for the nodes."""
         self._parent_context = contextvars.copy_context()
+        self._reports = NodeReports()
         try:
             return super().invoke(args, **kwargs)
         finally:
             self._parent_context = None
+            self._reports = None
 
     def _call_task(self, task_state, manifest_node, context, enable_assets):
-        parent = self._parent_context
-        if parent is not None:
-            task_state.run_task_in_thread = partial(start_node_task, task_state, parent)
+        parent, reports = self._parent_context, self._reports
+        if parent is not None and reports is not None:
+            task_state.run_task_in_thread = partial(start_node_task, task_state, parent, reports)
         return super()._call_task(task_state, manifest_node, context, enable_assets)
 
 

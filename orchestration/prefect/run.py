@@ -21,7 +21,7 @@ from uuid import UUID
 import psycopg2
 import psycopg2.errors
 
-from elt import runs, settings
+from elt import limits, runs, settings
 from elt.config import Pipeline, ProjectConfig
 from elt.redact import redact
 from elt.runner import PipelineBusyError, lock_key, measure_step
@@ -30,6 +30,7 @@ from elt.steps import RunResult
 from orchestration.prefect.transform import DbtOptions, PrefectStepRunner
 
 ORCHESTRATOR = "prefect"
+log = logging.getLogger(__name__)
 
 
 class StepFailed(RuntimeError):
@@ -72,6 +73,8 @@ class PipelineRun:
         if step.kind == "notify":  # the message reports the run's outcome, so settle it first
             self.settle()
         record, error = measure_step(lambda: self.runner.run(step), step)
+        if step.kind == "notify":
+            record.detail["limits_exceeded"] = self.check_limits()
         with self._lock:
             # a retried step replaces its previous attempt, in memory as in elt_meta
             self.result.steps = [s for s in self.result.steps if s.step_id != step.id]
@@ -85,6 +88,14 @@ class PipelineRun:
         # the task run's state message and log show this text: a scrubbed copy, never a
         # library message that might quote a connection URL
         raise StepFailed(f"{type(error).__name__}: {self.errors[step.id]}") from None
+
+    def check_limits(self) -> list[str]:
+        """The run's duration limit breaches (``elt.limits``); alerts ``limit_exceeded``."""
+        try:
+            return limits.check_and_alert(self.runner.pipe, self.result, self.url)
+        except Exception as exc:  # a failed check must not turn a good run into a failed one
+            log.warning("could not check the run's duration limits: %s", redact(str(exc)))
+            return []
 
     def step_finished(self, step: Step, succeeded: bool) -> None:
         """Take a step's final state (after retries): a failure fails the whole run."""

@@ -10,20 +10,19 @@ The module gets its own warehouse database, shop database and webhook server.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import psycopg2
 import pytest
-import yaml
 
-from elt import paths
+from tests.helpers.orchestrators import (
+    OrchestrationEnv,
+    airflow,
+    isolated_env,
+    latest_run_id,
+    project_document,
+    query,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -33,60 +32,14 @@ WAREHOUSE_DB = "airflow_flow_wh"
 SHOP_DB = "airflow_shop"
 BAD_ORDER = "airflow-test-bad-order"
 FAILING_TEST = "expression_is_true_stg_shop__orders_order_total_subtotal_tax_paid"
-RUN_TIMEOUT_S = 900
 
 
-def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
-    conn = psycopg2.connect(url)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
+Env = OrchestrationEnv
 
 
-class Webhook:
-    """A JSON webhook on 127.0.0.1 that keeps every body it receives."""
-
-    def __init__(self) -> None:
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                received.append(json.loads(self.rfile.read(length) or b"{}"))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def apprise_url(self) -> str:
-        return f"json://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@dataclass
-class Env:
-    home: Path
-    warehouse_url: str
-    shop_url: str
-    webhook: Webhook
-    secrets: list[str]
-
-
-def _test_config(path: Path) -> Path:
+def _test_config() -> dict:
     """The project's pipelines.yml: alerts on success too, quick retries, plus ``orders_check``."""
-    document = yaml.safe_load(paths.config_file().read_text())
+    document = project_document()
     full = document["pipelines"][FULL]
     full["notify"] = {"on": ["failure", "quality_warning", "success"], "urls": ["env:ALERT_URL"]}
     full["retries"] = {"count": 1, "delay": "1s"}
@@ -103,76 +56,20 @@ def _test_config(path: Path) -> Path:
             "notify": {"on": ["failure", "success"], "urls": ["env:ALERT_URL"]},
         },
     }
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
-
-
-def _read_env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            key, value = line.split("=", 1)
-            values[key] = value
-    return values
-
-
-def airflow(*args: str, env: dict[str, str] | None = None) -> dict:
-    """Run the testing helper in a subprocess; its last output line is JSON."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "orchestration.airflow.testing", *args],
-        cwd=paths.project_root(),
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
-    log = Path(os.environ["ELT_HOME"]) / "airflow-subprocess.log"
-    with log.open("a") as out:  # every task's log: checked for secrets below
-        out.write(completed.stdout + completed.stderr)
-    lines = completed.stdout.strip().splitlines()
-    assert completed.returncode == 0 and lines, completed.stderr[-4000:]
-    return json.loads(lines[-1])
+    return document
 
 
 @pytest.fixture(scope="module")
 def env(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """Isolated state, warehouse, demo sources, webhook, dbt manifest, Airflow metadata DB."""
-    saved_environ = dict(os.environ)
     home = tmp_path_factory.mktemp("airflow-elt")
-    warehouse_url = pg.create_database(WAREHOUSE_DB)
-    os.environ.update(
-        {
-            "ELT_HOME": str(home),
-            "ELT_WAREHOUSE_URL": warehouse_url,
-            "ELT_CONFIG": str(_test_config(home / "pipelines.yml")),
-        }
-    )
-    os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
-    from elt import demo
-    from orchestration.airflow import manifest
+    config = _test_config()
+    with isolated_env(pg, home, warehouse_db=WAREHOUSE_DB, shop_db=SHOP_DB, config=config) as env:
+        from orchestration.airflow import manifest
 
-    webhook = Webhook()
-    try:
-        demo.prepare(years=0.03, seed=7, admin_url=pg.url(), shop_database=SHOP_DB)
-        sources = _read_env_file(home / "env")
-        os.environ.update(sources)
-        os.environ["ALERT_URL"] = webhook.apprise_url
-        demo.start_api()
         manifest.parse_manifest()
         airflow("migrate")
-        yield Env(
-            home=home,
-            warehouse_url=warehouse_url,
-            shop_url=pg.url(SHOP_DB),
-            webhook=webhook,
-            secrets=[pg.password, sources["SOCIAL_API_TOKEN"]],
-        )
-    finally:
-        demo.stop_api()
-        webhook.close()
-        os.environ.clear()
-        os.environ.update(saved_environ)
+        yield env
 
 
 # -- DAG integrity ------------------------------------------------------------------------
@@ -267,12 +164,7 @@ def first_run(env: Env) -> tuple[dict, list]:
 
 
 def _run_id(env: Env, pipeline: str) -> str:
-    return query(
-        env.warehouse_url,
-        "select run_id from elt_meta.runs where pipeline = %s and orchestrator = 'airflow'"
-        " order by started_at desc limit 1",
-        (pipeline,),
-    )[0][0]
+    return latest_run_id(env.warehouse_url, pipeline, "airflow")
 
 
 def test_dag_run_publishes_marts_and_records_the_run(env: Env, first_run):

@@ -8,23 +8,31 @@ so it neither sees nor disturbs other tests' data.
 from __future__ import annotations
 
 import json
-import os
+import re
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import psycopg2
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from elt import paths
+from tests.helpers.orchestrators import (
+    ALERT_EVERYTHING,
+    isolated_env,
+    latest_run_id,
+    project_document,
+    query,
+)
+from tests.helpers.prefect_api import (
+    PrefectEnv,
+    local_prefect_server,
+    prefect_env_vars,
+    settled_task_runs,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -33,50 +41,9 @@ WAREHOUSE_DB = "prefect_flow_wh"
 SHOP_DB = "prefect_shop"
 BAD_ORDER = "prefect-test-bad-order"
 SERVE_TIMEOUT_S = 180.0
-EVENTS_TIMEOUT_S = 60.0
-FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+MAX_DURATION_S = 1
 
-
-# -- helpers ------------------------------------------------------------------------------
-
-
-def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
-    conn = psycopg2.connect(url)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
-
-
-class Webhook:
-    """A JSON webhook on 127.0.0.1 that keeps every body it receives."""
-
-    def __init__(self) -> None:
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                received.append(json.loads(self.rfile.read(length) or b"{}"))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def apprise_url(self) -> str:
-        return f"json://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+Env = PrefectEnv
 
 
 def plan_steps(env: Env) -> list[str]:
@@ -87,44 +54,15 @@ def plan_steps(env: Env) -> list[str]:
     return [step.id for step in plan(load(env.config_file), PIPELINE).steps]
 
 
-@dataclass
-class Env:
-    """What the module's fixtures set up."""
-
-    api_url: str
-    warehouse_url: str
-    shop_url: str  # the admin's: the demo's own role may only read
-    config_file: Path
-    webhook: Webhook
-    secrets: list[str]
-
-    def api(self, path: str, body: dict | None = None):
-        """Call the Prefect REST API (POST when a body is given)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(  # noqa: S310 - the test server's http URL
-            f"{self.api_url}{path}", data=data, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return json.loads(response.read())
-
-
-def _test_config(path: Path) -> Path:
-    """The project's pipelines.yml, made to alert on success too and to retry quickly."""
-    document = yaml.safe_load(paths.config_file().read_text())
+def _test_config() -> dict:
+    """The project's pipelines.yml, made to alert on every event and to retry quickly, with a
+    run duration limit every run breaches (``limit_exceeded`` is tested on the same runs)."""
+    document = project_document()
     pipe = document["pipelines"][PIPELINE]
-    pipe["notify"] = {"on": ["failure", "quality_warning", "success"], "urls": ["env:ALERT_URL"]}
+    pipe["notify"] = {"on": ALERT_EVERYTHING, "urls": ["env:ALERT_URL"]}
     pipe["retries"] = {"count": 1, "delay": "1s"}
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
-
-
-def _read_env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            key, value = line.split("=", 1)
-            values[key] = value
-    return values
+    pipe["limits"] = {"max_duration": f"{MAX_DURATION_S}s", "max_task_duration": "30m"}
+    return document
 
 
 # -- fixtures -----------------------------------------------------------------------------
@@ -133,86 +71,35 @@ def _read_env_file(path: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def env(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """Isolated state, warehouse, demo sources, webhook and a local Prefect server."""
-    saved_environ = dict(os.environ)
     home = tmp_path_factory.mktemp("prefect-elt")
-    warehouse_url = pg.create_database(WAREHOUSE_DB)
-    os.environ.update(
-        {
-            "ELT_HOME": str(home),
-            "ELT_WAREHOUSE_URL": warehouse_url,
-            "ELT_CONFIG": str(_test_config(home / "pipelines.yml")),
-            "DBT_TARGET_PATH": str(home / "dbt" / "target"),
-            "DBT_LOG_PATH": str(home / "dbt" / "logs"),
-            "PREFECT_HOME": str(home / "prefect"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        }
-    )
-    from elt import demo
-    from orchestration.prefect import server as prefect_server
-
-    server = prefect_server.start(home / "prefect-server")
-    webhook = Webhook()
-    try:
-        demo.prepare(years=0.03, seed=7, admin_url=pg.url(), shop_database=SHOP_DB)
-        sources = _read_env_file(home / "env")
-        os.environ.update(sources)
-        os.environ["ALERT_URL"] = webhook.apprise_url
-        os.environ["PREFECT_API_URL"] = server.api_url
-        demo.start_api()
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield Env(
-                api_url=server.api_url,
-                warehouse_url=warehouse_url,
-                shop_url=pg.url(SHOP_DB),
-                config_file=Path(os.environ["ELT_CONFIG"]),
-                webhook=webhook,
-                secrets=[pg.password, sources["SOCIAL_API_TOKEN"]],
-            )
-    finally:
-        demo.stop_api()
-        webhook.close()
-        server.stop()
-        os.environ.clear()
-        os.environ.update(saved_environ)
-
-
-def task_runs_of(env: Env, flow_run_id: str) -> list[dict]:
-    """Every task run of a flow run (the API pages at 200)."""
-    found: list[dict] = []
-    for offset in range(0, 10_000, 200):
-        body = {"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200, "offset": offset}
-        page = env.api("/task_runs/filter", body)
-        found += page
-        if len(page) < 200:
-            break
-    return found
-
-
-def settled_task_runs(env: Env, flow_run_id: str, expected: int) -> list[dict]:
-    """The flow run's task runs once ``expected`` of them exist, all in a final state.
-
-    Task run states reach the server as events, processed after the flow run's own state:
-    right after a flow run ends, its last task runs may still show their previous state.
-    """
-    deadline = time.monotonic() + EVENTS_TIMEOUT_S
-    while True:
-        task_runs = task_runs_of(env, flow_run_id)
-        final = [run for run in task_runs if run["state_type"] in FINAL_STATES]
-        if len(final) >= expected or time.monotonic() > deadline:
-            return task_runs
-        time.sleep(0.5)
+    with (
+        isolated_env(
+            pg,
+            home,
+            warehouse_db=WAREHOUSE_DB,
+            shop_db=SHOP_DB,
+            config=_test_config(),
+            extra_env=prefect_env_vars(home),
+        ) as base,
+        local_prefect_server(home) as api_url,
+    ):
+        yield PrefectEnv(**vars(base), api_url=api_url)
 
 
 def _run_flow(env: Env):
+    """Run the flow once; returns its final state and every alert it sent."""
     from elt.config import load
     from orchestration.prefect.factory import build_flow
 
-    env.webhook.received.clear()
+    env.webhook.take()
     flow = build_flow(load(env.config_file), PIPELINE)
     state = flow(return_state=True)
-    return state, list(env.webhook.received)
+    return state, env.webhook.take()
+
+
+def outcome_alerts(alerts: list[dict]) -> list[dict]:
+    """The run's outcome alerts (failure, warning, success), without ``limit_exceeded``."""
+    return [alert for alert in alerts if "limit(s) exceeded" not in alert["title"]]
 
 
 @pytest.fixture(scope="module")
@@ -283,10 +170,46 @@ def test_flow_run_publishes_marts_and_records_the_run(env: Env, first_run):
     assert not {"error", "fail", "skipped", "runtime error"} & statuses.keys(), statuses
 
     # the success alert, through Apprise's JSON webhook
-    assert len(alerts) == 1
-    assert alerts[0]["title"].startswith(f"[elt] {PIPELINE}: succeeded")
-    assert f"run {run_id}" in alerts[0]["message"]
-    assert "rows loaded:" in alerts[0]["message"]
+    (success,) = outcome_alerts(alerts)
+    assert success["title"].startswith(f"[elt] {PIPELINE}: succeeded")
+    assert f"run {run_id}" in success["message"]
+    assert "rows loaded:" in success["message"]
+
+
+def test_a_breached_duration_limit_sends_one_limit_exceeded_alert(env: Env, first_run):
+    state, alerts = first_run
+    run_id = state.result()["run_id"]
+    (run_duration,) = query(
+        env.warehouse_url, "select duration_s from elt_meta.runs where run_id = %s", (run_id,)
+    )[0]
+    limit_alerts = [alert for alert in alerts if alert not in outcome_alerts(alerts)]
+    assert len(limit_alerts) == 1, alerts
+    alert = limit_alerts[0]
+    assert alert["title"] == f"[elt] {PIPELINE}: 1 duration limit(s) exceeded"
+    # observed against the limit (the test config's max_duration: 1s), then where the time went
+    match = re.search(r"run took (\d+) s, over max_duration (\d+) s", alert["message"])
+    assert match, alert["message"]
+    assert int(match[2]) == MAX_DURATION_S
+    assert MAX_DURATION_S < int(match[1]) <= run_duration + 1
+    durations = dict(re.findall(r"^  (\w+): ([\d.]+) s$", alert["message"], re.MULTILINE))
+    steps = dict(
+        query(
+            env.warehouse_url,
+            "select step_id, duration_s from elt_meta.steps where run_id = %s"
+            " and step_id <> 'notify'",
+            (run_id,),
+        )
+    )
+    assert durations.keys() == steps.keys()
+    assert all(abs(float(durations[s]) - steps[s]) < 0.06 for s in steps), (durations, steps)
+    # and the breach is on record with the notify step, as under Airflow
+    (detail,) = query(
+        env.warehouse_url,
+        "select detail->'limits_exceeded' from elt_meta.steps where run_id = %s"
+        " and step_id = 'notify'",
+        (run_id,),
+    )[0]
+    assert detail == [match[0]]
 
 
 def test_flow_run_shows_steps_and_dbt_nodes_as_task_runs(env: Env, first_run):
@@ -346,7 +269,9 @@ def test_no_secret_in_flow_run_parameters_or_records(env: Env, first_run):
         assert secret not in text
 
 
-def test_failing_dbt_test_fails_the_flow_blocks_publish_and_alerts(env: Env, first_run):
+@pytest.fixture(scope="module")
+def failed_run(env: Env, first_run):
+    """A run on a shop with one bad order; the order is gone from the shop afterwards."""
     published_before = query(env.warehouse_url, "select count(*) from analytics.orders")[0][0]
     # an order whose total is not subtotal + tax: dbt's tests on orders must catch it
     query(
@@ -360,14 +285,14 @@ def test_failing_dbt_test_fails_the_flow_blocks_publish_and_alerts(env: Env, fir
         state, alerts = _run_flow(env)
     finally:
         query(env.shop_url, "delete from orders where id = %s", (BAD_ORDER,))
+    return state, alerts, published_before
 
+
+def test_failing_dbt_test_fails_the_flow_blocks_publish_and_alerts(env: Env, failed_run):
+    state, alerts, published_before = failed_run
     assert state.is_failed()
     assert "quality gate closed" in state.message
-    run_id = query(
-        env.warehouse_url,
-        "select run_id from elt_meta.runs where orchestrator = 'prefect' order by started_at desc"
-        " limit 1",
-    )[0][0]
+    run_id = latest_run_id(env.warehouse_url, PIPELINE, "prefect")
     (run,) = query(
         env.warehouse_url, "select status, error from elt_meta.runs where run_id = %s", (run_id,)
     )
@@ -403,9 +328,9 @@ def test_failing_dbt_test_fails_the_flow_blocks_publish_and_alerts(env: Env, fir
     ) == [(0,)]
 
     # the alert names the failing test
-    assert len(alerts) == 1
-    assert alerts[0]["title"].startswith(f"[elt] {PIPELINE}: failed")
-    assert any(uid in alerts[0]["message"] for uid in failed_tests)
+    (alert,) = outcome_alerts(alerts)
+    assert alert["title"].startswith(f"[elt] {PIPELINE}: failed")
+    assert any(uid in alert["message"] for uid in failed_tests)
 
     # the failing test's own task run failed in Prefect too (a task run per step that ran
     # and per dbt node that ran; skipped nodes get none)
@@ -419,6 +344,74 @@ def test_failing_dbt_test_fails_the_flow_blocks_publish_and_alerts(env: Env, fir
     failed_names = {run["name"] for run in task_runs if run["state_type"] == "FAILED"}
     assert "quality_gate" in failed_names
     assert any(name.startswith("test ") for name in failed_names), failed_names
+    # a failed data test is not retried (the test config retries steps once): dbt_build
+    # succeeded with a failed test in it, and the gate never retries
+    by_name = {run["name"]: run for run in task_runs}
+    assert by_name["dbt_build"]["run_count"] == 1
+    assert by_name["quality_gate"]["run_count"] == 1
+
+
+def _retry_flow_run(env: Env, flow_run_id: str):
+    """Retry a finished flow run in this process, as the UI's "Retry" and a worker do."""
+    from prefect.client.orchestration import get_client
+    from prefect.flow_engine import run_flow
+    from prefect.states import AwaitingRetry
+
+    from elt.config import load
+    from orchestration.prefect.factory import build_flow
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run_id, AwaitingRetry(message="Retry from the test"))
+        flow_run = client.read_flow_run(flow_run_id)
+    env.webhook.take()
+    flow = build_flow(load(env.config_file), PIPELINE)
+    state = run_flow(flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state")
+    return state, env.webhook.take()
+
+
+def test_retrying_the_failed_flow_run_reruns_the_failed_tests(env: Env, failed_run):
+    state, _, _ = failed_run
+    flow_run_id = str(state.state_details.flow_run_id)
+    run_id = latest_run_id(env.warehouse_url, PIPELINE, "prefect")
+    failing = query(
+        env.warehouse_url,
+        "select unique_id from elt_meta.dbt_results where run_id = %s and status = 'fail'",
+        (run_id,),
+    )
+    assert failing
+    # the data is fixed (gone from the shop, and from the raw table it was loaded into)
+    query(env.warehouse_url, "delete from raw_shop.orders where id = %s", (BAD_ORDER,))
+
+    retried, alerts = _retry_flow_run(env, flow_run_id)
+
+    assert retried.is_completed(), retried.message
+    assert retried.result()["run_id"] == run_id  # the same elt run, continued
+    # dbt ran the model again and its tests with it: the failed tests now pass, in place
+    statuses = dict(
+        query(
+            env.warehouse_url,
+            "select unique_id, status from elt_meta.dbt_results where run_id = %s",
+            (run_id,),
+        )
+    )
+    assert {statuses[uid] for (uid,) in failing} == {"pass"}
+    assert not {"fail", "error", "skipped"} & set(statuses.values())
+    steps = dict(
+        query(
+            env.warehouse_url,
+            "select step_id, status from elt_meta.steps where run_id = %s",
+            (run_id,),
+        )
+    )
+    assert steps["quality_gate"] == "succeeded" and steps["publish"] == "succeeded"
+    assert query(
+        env.warehouse_url, "select status from elt_meta.runs where run_id = %s", (run_id,)
+    ) == [("succeeded",)]
+    shop_orders = query(env.shop_url, "select count(*) from orders")[0][0]
+    assert query(env.warehouse_url, "select count(*) from analytics.orders") == [(shop_orders,)]
+    (success,) = outcome_alerts(alerts)
+    assert success["title"].startswith(f"[elt] {PIPELINE}: succeeded")
+    assert f"run {run_id}" in success["message"]
 
 
 # -- deployments, limits, serve -----------------------------------------------------------

@@ -1,0 +1,153 @@
+"""What the Airflow, Prefect and parity tests share: an isolated run environment on the demo
+sources, a webhook for alerts, and the Airflow testing helper in a subprocess.
+
+    with isolated_env(pg, home, warehouse_db="x_wh", shop_db="x_shop", config=doc) as env:
+        ...   # ELT_HOME, ELT_WAREHOUSE_URL, ELT_CONFIG, demo sources, ALERT_URL set
+
+Each test module gets its own state folder, warehouse database and shop database, so the
+modules neither see nor disturb each other's data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import yaml
+
+from elt import paths
+from tests.helpers.webhook import Webhook
+
+DEMO_YEARS = 0.03
+DEMO_SEED = 7
+AIRFLOW_RUN_TIMEOUT_S = 900
+AIRFLOW_TESTING = "orchestration.airflow.testing"
+ALERT_EVERYTHING = ["failure", "quality_warning", "success", "limit_exceeded"]
+
+
+def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows of ``sql`` on the database at ``url`` (``[]`` for statements without); commits."""
+    conn = psycopg2.connect(url, connect_timeout=10)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def project_document() -> dict:
+    """The project's ``pipelines.yml`` as a dict, to derive a test config from."""
+    return yaml.safe_load(paths.config_file().read_text())
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines of an env file (the demo's source settings)."""
+    values = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            values[key] = value
+    return values
+
+
+@dataclass
+class OrchestrationEnv:
+    """What :func:`isolated_env` set up."""
+
+    home: Path
+    warehouse_url: str
+    shop_url: str  # the admin's: the demo's own role may only read
+    config_file: Path
+    webhook: Webhook
+    secrets: list[str]
+
+
+@contextmanager
+def isolated_env(
+    pg,
+    home: Path,
+    *,
+    warehouse_db: str,
+    shop_db: str,
+    config: dict,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[OrchestrationEnv]:
+    """A state folder, an empty warehouse database, the demo sources in their own shop
+    database, their settings in the environment, the demo API and a webhook (``ALERT_URL``).
+
+    The environment is restored afterwards.
+    """
+    saved_environ = dict(os.environ)
+    warehouse_url = pg.create_database(warehouse_db)
+    config_file = home / "pipelines.yml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.environ.update(
+        {
+            "ELT_HOME": str(home),
+            "ELT_WAREHOUSE_URL": warehouse_url,
+            "ELT_CONFIG": str(config_file),
+            **(extra_env or {}),
+        }
+    )
+    os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
+    from elt import demo
+
+    webhook = Webhook()
+    try:
+        demo.prepare(years=DEMO_YEARS, seed=DEMO_SEED, admin_url=pg.url(), shop_database=shop_db)
+        sources = read_env_file(home / "env")
+        os.environ.update(sources)
+        os.environ["ALERT_URL"] = webhook.apprise_url
+        demo.start_api()
+        yield OrchestrationEnv(
+            home=home,
+            warehouse_url=warehouse_url,
+            shop_url=pg.url(shop_db),
+            config_file=config_file,
+            webhook=webhook,
+            secrets=[pg.password, sources["SOCIAL_API_TOKEN"]],
+        )
+    finally:
+        demo.stop_api()
+        webhook.close()
+        os.environ.clear()
+        os.environ.update(saved_environ)
+
+
+def airflow(*args: str, env: dict[str, str] | None = None, module: str = AIRFLOW_TESTING) -> dict:
+    """Run ``python -m <module> <args>`` (default: Airflow's testing helper) so Airflow stays
+    out of this process; its last output line is JSON. Every output goes to
+    ``$ELT_HOME/airflow-subprocess.log`` (tests check it for secrets)."""
+    completed = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=paths.project_root(),
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=AIRFLOW_RUN_TIMEOUT_S,
+        check=False,
+    )
+    log = Path(os.environ["ELT_HOME"]) / "airflow-subprocess.log"
+    with log.open("a") as out:
+        out.write(completed.stdout + completed.stderr)
+    lines = completed.stdout.strip().splitlines()
+    assert completed.returncode == 0 and lines, completed.stderr[-4000:]
+    return json.loads(lines[-1])
+
+
+def latest_run_id(url: str, pipeline: str, orchestrator: str) -> str:
+    """The elt run id of the pipeline's latest run under ``orchestrator``."""
+    return query(
+        url,
+        "select run_id from elt_meta.runs where pipeline = %s and orchestrator = %s"
+        " order by started_at desc limit 1",
+        (pipeline, orchestrator),
+    )[0][0]

@@ -1,0 +1,88 @@
+"""A local Prefect server for a test module, and reading flow runs back from its REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.helpers.orchestrators import OrchestrationEnv
+
+EVENTS_TIMEOUT_S = 60.0
+FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+PAGE = 200
+
+
+def prefect_env_vars(home: Path) -> dict[str, str]:
+    """Environment for Prefect clients of a test module: own home, dbt target, no telemetry."""
+    return {
+        "DBT_TARGET_PATH": str(home / "dbt" / "target"),
+        "DBT_LOG_PATH": str(home / "dbt" / "logs"),
+        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+
+
+@contextmanager
+def local_prefect_server(home: Path) -> Iterator[str]:
+    """A Prefect server on 127.0.0.1 with its state under ``home``; yields its API URL,
+    which this process's Prefect client uses until the block ends."""
+    from orchestration.prefect import server as prefect_server
+
+    server = prefect_server.start(home / "prefect-server")
+    try:
+        os.environ["PREFECT_API_URL"] = server.api_url
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        server.stop()
+
+
+@dataclass
+class PrefectEnv(OrchestrationEnv):
+    """An isolated environment with a Prefect server."""
+
+    api_url: str = ""
+
+    def api(self, path: str, body: dict | None = None):
+        """Call the Prefect REST API (POST when a body is given)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 - the test server's http URL
+            f"{self.api_url}{path}", data=data, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return json.loads(response.read())
+
+
+def task_runs_of(env: PrefectEnv, flow_run_id: str) -> list[dict]:
+    """Every task run of a flow run (the API pages at 200)."""
+    found: list[dict] = []
+    for offset in range(0, 10_000, PAGE):
+        body = {"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": PAGE, "offset": offset}
+        page = env.api("/task_runs/filter", body)
+        found += page
+        if len(page) < PAGE:
+            break
+    return found
+
+
+def settled_task_runs(env: PrefectEnv, flow_run_id: str, expected: int) -> list[dict]:
+    """The flow run's task runs once ``expected`` of them exist, all in a final state.
+
+    Task run states reach the server as events, processed after the flow run's own state:
+    right after a flow run ends, its last task runs may still show their previous state.
+    """
+    deadline = time.monotonic() + EVENTS_TIMEOUT_S
+    while True:
+        task_runs = task_runs_of(env, flow_run_id)
+        final = [run for run in task_runs if run["state_type"] in FINAL_STATES]
+        if len(final) >= expected or time.monotonic() > deadline:
+            return task_runs
+        time.sleep(0.5)
