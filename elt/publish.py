@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-from elt import runs, settings
+from elt import roles, runs, settings
 
 READER_ROLE = "elt_reader"
 
@@ -26,9 +26,10 @@ class PublishResult:
 
 
 def _mart_tables(cur, schema: str) -> list[str]:
+    # pg_tables lists every table, also those this role may not read (information_schema
+    # would hide them and publish would silently leave them out): copying one then fails
     cur.execute(
-        "select table_name from information_schema.tables"
-        " where table_schema = %s and table_type = 'BASE TABLE' order by table_name",
+        "select tablename from pg_catalog.pg_tables where schemaname = %s order by tablename",
         (schema,),
     )
     return [row[0] for row in cur.fetchall()]
@@ -52,6 +53,7 @@ def publish(url: str | None = None, *, audit: str | None = None, published: str 
     staging = f"{published}__next"
     rows: dict[str, int] = {}
     with runs.connect(url) as conn, conn.cursor() as cur:
+        roles.set_local_role(cur, roles.TRANSFORMER)
         tables = _mart_tables(cur, audit)
         if not tables:
             raise RuntimeError(

@@ -161,7 +161,15 @@ def tool_env(conn: Connection | None = None) -> dict[str, str]:
         "DBT_ENV_SECRET_PGPASSWORD": conn.password,
         "ELT_DBT_SCHEMA": dbt_schema(),
         "ELT_PUBLISHED_SCHEMA": published_schema(),
+        # dbt works as the transformer role (profiles.yml `role:`) when the roles are in use
+        "ELT_DBT_ROLE": _dbt_role(),
     }
+
+
+def _dbt_role() -> str:
+    from elt import roles  # local import: roles imports this module
+
+    return roles.session_role(roles.TRANSFORMER) or ""
 
 
 def apply_tool_env(conn: Connection | None = None) -> dict[str, str]:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import dlt
 from dlt.common.pipeline import LoadInfo
 
-from elt import settings
+from elt import roles, settings
 from elt.config import RestApiSource, Source, SqlDatabaseSource
 from ingestion.environment import prepare_dlt_environment
 from ingestion.errors import IngestError, explain, scrub
@@ -97,7 +97,9 @@ def ingest(
         with _pipeline_lock(source), _quiet_dlt_warnings(), _fast_path_settings():
             built = build_source(source, data_interval=data_interval)
             secrets = built.secrets
-            pipeline = _pipeline(source, destination_url or settings.warehouse_url())
+            destination = destination_url or settings.warehouse_url()
+            # dlt works as the least-privilege loader role when the roles are in use
+            pipeline = _pipeline(source, roles.loader_url(destination))
             _run(pipeline, built, result, full_refresh=full_refresh, say=say)
     except IngestError as exc:
         result.status = "failed"

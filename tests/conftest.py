@@ -80,6 +80,11 @@ class PgServer:
                 cur.execute(f'create database "{name}"')
         finally:
             admin.close()
+        from elt import roles
+
+        if roles.in_use():  # runs load and build as the least-privilege roles there too
+            # (sources live in such databases too: their own logins keep connecting)
+            roles.ensure_roles(self._conn().with_database(name), lock_out_others=False)
         return self.url(name)
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
+from elt import roles
+
 Row = Mapping[str, object]
 
 
@@ -159,6 +161,8 @@ def load_raw(
         with conn, conn.cursor() as cur:
             # naive timestamps in the CSVs are UTC, as dlt writes them
             cur.execute("set local time zone 'UTC'")
+            # as dlt does: raw tables belong to the loader role, which the transformer reads
+            roles.set_local_role(cur, roles.LOADER)
             schemas: set[str] = set()
             for entity, rows in rows_by_entity.items():
                 table = RAW_TABLES[entity]
@@ -206,10 +210,9 @@ def _merge_rows(cur, table: RawTable, rows: list[Row], load_id: str) -> None:
     if not rows:
         return
     target = sql.SQL("{}.{}").format(sql.Identifier(table.schema), sql.Identifier(table.name))
-    staged = sql.Identifier(f"_staged_{table.name}")
-    cur.execute(
-        sql.SQL("create temporary table {} (like {}) on commit drop").format(staged, target)
-    )
+    # a work table beside the target (the loader role may not create temporary tables)
+    staged = sql.Identifier(table.schema, f"_staged_{table.name}")
+    cur.execute(sql.SQL("create unlogged table {} (like {})").format(staged, target))
     names = [*table.column_names, "_dlt_load_id", "_dlt_id"]
     copy = sql.SQL("copy {} ({}) from stdin with (format csv)").format(
         staged, sql.SQL(", ").join(map(sql.Identifier, names))

@@ -89,6 +89,21 @@ def test_run_ingests_builds_tests_and_publishes(pg, demo_sources):
     assert exported.step_id == "export" and exported.detail["rows"]["orders"] == shop["orders"]
 
 
+def test_the_run_worked_under_the_least_privilege_roles(pg, demo_sources):
+    """dlt loaded as elt_loader, dbt and publish worked as elt_transformer (elt/roles.py):
+    each owns what it made, and the transformer is refused a write into raw."""
+    owners = rows(
+        pg.url(),
+        "select distinct case when n.nspname like 'raw\\_%' then 'raw' else 'marts' end,"
+        " c.relowner::regrole::text from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " where c.relkind in ('r', 'v') and (n.nspname like 'raw\\_%'"
+        " or n.nspname in ('audit', 'audit_staging', 'analytics')) order by 1",
+    )
+    assert owners == [("marts", "elt_transformer"), ("raw", "elt_loader")]
+    with pytest.raises(Exception, match="permission denied for schema raw_shop"):
+        rows(pg.url(), "set role elt_transformer; create table raw_shop.sneaky (id int)")
+
+
 def test_rerun_with_no_new_data_keeps_the_same_marts(pg, demo_sources):
     config = elt_config.load(check_env=True)
     url = pg.url()

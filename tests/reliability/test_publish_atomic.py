@@ -9,6 +9,7 @@ import time
 import psycopg2
 import pytest
 
+from elt import roles
 from elt.publish import publish
 from tests.helpers.warehouse import rows
 
@@ -22,6 +23,7 @@ POLL_DEADLINE_S = 60
 def _build_audit(url: str, version: int) -> None:
     """Marts of ``version``: every row of every table carries it."""
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        roles.set_local_role(cur, roles.TRANSFORMER)  # dbt builds the marts as the transformer
         cur.execute(
             "drop schema if exists audit cascade; create schema audit;"
             " create table audit.customers (id int primary key, v int);"

@@ -125,11 +125,28 @@ def test_publish_grants_the_reader_the_new_marts(role_db, pg):
     from elt.publish import publish
 
     admin_url = pg.url(DATABASE)
+    # dbt builds the marts as the transformer
     _run(
-        Connection(pg.host, pg.port, pg.user, pg.password, DATABASE),
+        role_db[roles.TRANSFORMER],
         "create table audit.customers (id int); insert into audit.customers values (7)",
     )
     publish(admin_url, audit="audit", published="analytics")
     reader = role_db[roles.READER]
     assert _run(reader, "select id from analytics.customers") == [(7,)]
     assert "permission denied for schema audit" in _refused(reader, "select * from audit.customers")
+
+
+def test_publish_refuses_a_mart_the_transformer_may_not_read(role_db, pg):
+    """A table in the audit schema that the transformer cannot read fails the publish by
+    name (it is not silently left out) and the published marts stay as they were."""
+    from elt.publish import publish
+
+    admin = Connection(pg.host, pg.port, pg.user, pg.password, DATABASE)
+    before = _run(admin, "select count(*) from analytics.orders")
+    _run(admin, "create table audit.foreign_made (id int)")
+    try:
+        with pytest.raises(errors.InsufficientPrivilege, match="table foreign_made"):
+            publish(pg.url(DATABASE), audit="audit", published="analytics")
+        assert _run(admin, "select count(*) from analytics.orders") == before
+    finally:
+        _run(admin, "drop table audit.foreign_made")
