@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from elt import config as elt_config
+from elt import limits, runs, settings
 from elt import notify as elt_notify
-from elt import runs, settings
 from elt.redact import redact
 from elt.spec import plan
 from elt.steps import RunResult, StepRunner
-from orchestration.airflow import limits, run_state, tasks
+from orchestration.airflow import run_state, tasks
 
 _NOT_DONE = {"failed", "upstream_failed"}
 
@@ -68,22 +68,12 @@ def settle_and_notify(pipeline: str, step_id: str, context: dict[str, Any]) -> N
     )
     runner = StepRunner(config, pipe, result, url)
     record, error = measure_step(lambda: runner.run(step), step)
-    breached = _check_limits(pipe, result, url)
+    breached = limits.check_and_alert(pipe, result, url)
     record.detail["limits_exceeded"] = breached
     runs.record_step(url, run_id, record)
     runs.finish_run(url, run_id, result.status, redact(result.error) if result.error else None)
     if error is not None:
         raise RuntimeError(redact(f"notify: {error}")) from None
-
-
-def _check_limits(pipe, result: RunResult, url: str) -> list[str]:
-    history = run_state.step_durations_history(url, pipe.name, result.run_id)
-    breached = limits.breaches(pipe, result.duration_s, result.steps, history)
-    if breached and "limit_exceeded" in pipe.notify.on:
-        base = result.report()
-        report = limits.LimitReport(**{**base.__dict__, "warnings": breached})
-        elt_notify.send(pipe.notify.urls, report)
-    return breached
 
 
 def fallback_report(context: dict[str, Any]) -> int:

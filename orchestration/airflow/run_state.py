@@ -96,21 +96,3 @@ def run_started_at(url: str, run_id: str) -> datetime | None:
         cur.execute(f"select started_at from {runs.SCHEMA}.runs where run_id = %s", (run_id,))
         row = cur.fetchone()
     return row[0] if row else None
-
-
-def step_durations_history(
-    url: str, pipeline: str, run_id: str, last: int = 10
-) -> dict[str, list[float]]:
-    """Durations of each step in the pipeline's last ``last`` succeeded runs (not this one)."""
-    with runs.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            f"select s.step_id, s.duration_s from {runs.SCHEMA}.steps s"
-            f" join (select run_id from {runs.SCHEMA}.runs where pipeline = %s"
-            "   and status = 'succeeded' and run_id <> %s order by started_at desc limit %s) r"
-            " on r.run_id = s.run_id where s.status = 'succeeded' and s.duration_s is not null",
-            (pipeline, run_id, last),
-        )
-        history: dict[str, list[float]] = {}
-        for step_id, duration in cur.fetchall():
-            history.setdefault(step_id, []).append(float(duration))
-    return history

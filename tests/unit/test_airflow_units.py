@@ -14,7 +14,7 @@ import pytest
 from elt.config import load
 from elt.runs import DbtResultRecord, StepRecord
 from elt.steps import RunResult
-from orchestration.airflow import environment, limits, pools, run_state
+from orchestration.airflow import environment, pools, run_state
 from orchestration.airflow.cosmos_group import cosmos_selectors
 from orchestration.airflow.node_tasks import judge
 from orchestration.airflow.report import settle
@@ -94,36 +94,6 @@ def test_node_names_are_readable():
     assert node_name("test.elt.assert_totals_match") == "assert_totals_match"
     assert node_name("model.elt.orders") == "orders"
     assert node_name("unit_test.elt.orders.numbering") == "orders.numbering"
-
-
-# -- limits ---------------------------------------------------------------------------------
-
-
-def test_limits_flag_run_and_task_durations_over_the_configured_maximum(config):
-    pipe = config.pipeline("daily")
-    found = limits.breaches(pipe, 700, [step("ingest_shop", 150), step("publish", 5)])
-    assert found == [
-        "run took 700 s, over max_duration 600 s",
-        "ingest_shop took 150 s, over max_task_duration 120 s",
-    ]
-    assert limits.breaches(pipe, 60, [step("ingest_shop", 100)]) == []
-
-
-def test_limits_flag_steps_much_slower_than_their_recent_history(config):
-    pipe = config.pipeline("daily")
-    history = {"ingest_shop": [10.0, 12.0, 11.0, 9.0], "publish": [1.0, 1.0]}
-    found = limits.breaches(pipe, 60, [step("ingest_shop", 40), step("publish", 9)], history)
-    assert found == ["ingest_shop took 40 s, 3.8x its median of 10 s over the last 4 runs"]
-    # twice as slow but only a few seconds more: noise, not an alert
-    assert limits.breaches(pipe, 60, [step("ingest_shop", 19)], history) == []
-
-
-def test_limit_report_is_its_own_event():
-    report = limits.LimitReport(
-        pipeline="daily", run_id="r1", status="succeeded", duration_s=3, warnings=["slow"]
-    )
-    assert report.event == "limit_exceeded"
-    assert report.title() == "[elt] daily: 1 duration limit(s) exceeded"
 
 
 # -- settling a run from its records and task states ------------------------------------------
