@@ -39,6 +39,17 @@ WRITER_SETTINGS = {"data_writer.file_max_items": ROWS_PER_FILE, "load.workers": 
 """dlt's file writers rotate files every ROWS_PER_FILE rows; the load runs LOAD_WORKERS jobs."""
 
 
+def dlt_settings() -> dict[str, Any]:
+    """Every dlt setting of the fast path, as dotted config keys."""
+    return {**ARROW_NORMALIZER, **WRITER_SETTINGS}
+
+
+def as_environment() -> dict[str, str]:
+    """:func:`dlt_settings` as dlt's environment variables (which win over any other
+    provider: a process that ingests from several threads pins them this way)."""
+    return {key.replace(".", "__").upper(): str(v).lower() for key, v in dlt_settings().items()}
+
+
 def tables_with_row_ids(source: DltSource, stored_tables: dict[str, Any]) -> list[str]:
     """The source's tables that already have a ``_dlt_id`` column in ``stored_tables`` (the
     pipeline's stored schema tables)."""

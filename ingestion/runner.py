@@ -29,7 +29,7 @@ from ingestion.environment import prepare_dlt_environment
 from ingestion.errors import IngestError, explain, scrub
 from ingestion.fast_path import (
     ARROW_NORMALIZER,
-    WRITER_SETTINGS,
+    dlt_settings,
     keep_row_ids,
     tables_with_row_ids,
 )
@@ -236,7 +236,7 @@ def _ref(source: Source) -> str | None:
 
 @contextmanager
 def _fast_path_settings() -> Iterator[None]:
-    with dlt.config.values({**ARROW_NORMALIZER, **WRITER_SETTINGS}):
+    with dlt.config.values(dlt_settings()):
         yield
 
 

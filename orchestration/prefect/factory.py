@@ -68,16 +68,16 @@ def _prepare_parallel_ingest() -> None:
     """Make sources safe to ingest in parallel threads of this process.
 
     Two races otherwise: importing pandas from two threads at once, and ``ingest()``'s
-    ``dlt.config.values(...)``, which sets dlt's Arrow normalizer options process-wide and
+    ``dlt.config.values(...)``, which sets dlt's fast-path options process-wide and
     restores them on exit, while another thread may still be normalizing. Environment
     variables take precedence over that provider, so setting them pins the options.
     """
     for module in _SHARED_IMPORTS:
         importlib.import_module(module)
-    from ingestion.runner import ARROW_NORMALIZER
+    from ingestion.fast_path import as_environment
 
-    for key, value in ARROW_NORMALIZER.items():
-        os.environ.setdefault(key.replace(".", "__").upper(), str(value).lower())
+    for key, value in as_environment().items():
+        os.environ.setdefault(key, value)
 
 
 def walk(the_plan: Plan, tasks: dict, run: PipelineRun) -> dict[str, bool]:
