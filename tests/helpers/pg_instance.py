@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from elt import paths, warehouse
+from tests.helpers.process_env import environ
 
 
 def server_home(name: str) -> Path:
@@ -41,17 +42,8 @@ def _state_folder(home: Path, port: int | None) -> Iterator[None]:
     wanted = {"ELT_HOME": str(home)}
     if port is not None:
         wanted["ELT_WAREHOUSE_PORT"] = str(port)
-    saved = {key: os.environ.get(key) for key in (*wanted, "ELT_WAREHOUSE_URL")}
-    os.environ.pop("ELT_WAREHOUSE_URL", None)
-    os.environ.update(wanted)
-    try:
+    with environ(wanted, drop=("ELT_WAREHOUSE_URL",)):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 class PgInstance:

@@ -15,7 +15,6 @@ For each pipeline, derived from both orchestrators (never from ``elt.spec`` alon
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from tests.helpers.prefect_api import (
     prefect_env_vars,
     settled_task_runs,
 )
+from tests.helpers.process_env import environ
 from tests.helpers.warehouse import reset_warehouse
 
 pytestmark = pytest.mark.integration
@@ -159,16 +159,8 @@ def _run_prefect(env: PrefectEnv, pipeline: str) -> RunOutcome:
     reset_warehouse(env.warehouse_url)
     env.webhook.take()
     # dbt's target folder of this module (Cosmos' producer must keep its own: not for Airflow)
-    saved = {key: os.environ.get(key) for key in DBT_FOLDERS}
-    os.environ.update({key: str(env.home / "dbt" / folder) for key, folder in DBT_FOLDERS.items()})
-    try:
+    with environ({key: str(env.home / "dbt" / folder) for key, folder in DBT_FOLDERS.items()}):
         state = build_flow(load(env.config_file), pipeline)(return_state=True)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     assert state.is_completed(), state.message
     results = dbt_results(env.warehouse_url, pipeline)
     steps = query(env.warehouse_url, "select count(*) from elt_meta.steps")[0][0]

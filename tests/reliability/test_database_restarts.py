@@ -16,6 +16,7 @@ import psycopg2
 import pytest
 
 from tests.helpers.pg_instance import PgInstance, server_home
+from tests.helpers.process_env import run_captured
 from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
@@ -124,18 +125,6 @@ def _restart_during(
     return subprocess.CompletedProcess(command, victim.returncode, output, "")
 
 
-def _rerun(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        command,
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="module")
 def source_restarted(pg, tmp_path_factory) -> Iterator[FaultOutcome]:
     """`elt ingest` of a source on its own server, restarted while its orders are read."""
@@ -150,7 +139,7 @@ def source_restarted(pg, tmp_path_factory) -> Iterator[FaultOutcome]:
         env = {**os.environ, SOURCE_URL_VAR: source_url, "ELT_CONFIG": str(work / "pipelines.yml")}
         command = ingest_command(work, "restartsrc")
         faulted = _restart_during(command, env, work, _reading_orders(source_url), server)
-        rerun = _rerun(command, env, work)
+        rerun = run_captured(command, env, work)
         password = psycopg2.extensions.parse_dsn(source_url)["password"]
         yield FaultOutcome(faulted, rerun, source_url, pg.url(), password)
     finally:
@@ -199,7 +188,7 @@ def warehouse_restarted(pg, tmp_path_factory) -> Iterator[FaultOutcome]:
         command = ingest_command(work, "restartwh")
         pipeline_dir = server.home / "dlt" / "pipelines" / "elt_restartwh"
         faulted = _restart_during(command, env, work, _loading(pipeline_dir), server)
-        rerun = _rerun(command, env, work)
+        rerun = run_captured(command, env, work)
         password = psycopg2.extensions.parse_dsn(warehouse_url)["password"]
         yield FaultOutcome(faulted, rerun, source_url, warehouse_url, password)
     finally:

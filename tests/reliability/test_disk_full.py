@@ -5,7 +5,6 @@ partial raw table, no partial Parquet file), and the rerun after freeing the spa
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers.full_disk import small_filesystem
+from tests.helpers.process_env import run_captured
 from tests.helpers.warehouse import rows
 from tests.reliability.test_database_restarts import (
     SOURCE_URL_VAR,
@@ -26,18 +26,6 @@ pytestmark = pytest.mark.integration
 EXPORT_SCHEMA = "diskfull_published"
 EXPORT_ROWS = 300_000
 RUN_DATE = "2026-03-04"
-
-
-def _run(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        command,
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=300,
-    )
 
 
 def _raw_tables(url: str, dataset: str) -> list[tuple]:
@@ -63,7 +51,7 @@ def test_full_dlt_working_folder_fails_clearly_loads_nothing_then_rerun_is_exact
         command = ingest_command(tmp_path, "diskfull")
         disk.fill(leave_kb=512)
 
-        full = _run(command, env, tmp_path)
+        full = run_captured(command, env, tmp_path)
 
         assert full.returncode != 0, full.stdout
         # (dlt itself logs a warning with a traceback: it cannot write its trace file either)
@@ -74,7 +62,7 @@ def test_full_dlt_working_folder_fails_clearly_loads_nothing_then_rerun_is_exact
         assert _raw_tables(pg.url(), "raw_diskfull") == []  # nothing loaded, not even a part
 
         disk.free()
-        rerun = _run(command, env, tmp_path)
+        rerun = run_captured(command, env, tmp_path)
 
     assert rerun.returncode == 0, rerun.stdout
     assert_exact_copy(source_url, pg.url(), "raw_diskfull")
@@ -104,13 +92,13 @@ def test_export_to_a_full_lake_keeps_the_previous_partition_then_rerun_replaces_
         env = {**os.environ, "ELT_PUBLISHED_SCHEMA": published_orders}
         command = [sys.executable, "-m", "elt.cli", "export", "--to", str(disk.path)]
         command += ["--model", "orders", "--run-date", RUN_DATE]
-        first = _run(command, env, tmp_path)
+        first = run_captured(command, env, tmp_path)
         assert first.returncode == 0, first.stdout
         (previous,) = _partition_files(disk.path)
         previous_bytes = (disk.path / "orders" / f"run_date={RUN_DATE}" / previous).read_bytes()
         disk.fill(leave_kb=256)
 
-        full = _run(command, env, tmp_path)
+        full = run_captured(command, env, tmp_path)
 
         assert full.returncode != 0, full.stdout
         assert f"export of {published_orders}.orders" in full.stdout, full.stdout
@@ -121,7 +109,7 @@ def test_export_to_a_full_lake_keeps_the_previous_partition_then_rerun_replaces_
         assert (partition / previous).read_bytes() == previous_bytes
 
         disk.free()
-        rerun = _run(command, env, tmp_path)
+        rerun = run_captured(command, env, tmp_path)
         assert rerun.returncode == 0, rerun.stdout
         (current,) = _partition_files(disk.path)
         assert current != previous
