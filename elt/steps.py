@@ -133,15 +133,19 @@ class StepRunner:
         args = [*dbt.selection_args(spec.select, spec.exclude), "--threads", str(spec.threads)]
         if spec.full_refresh or self.full_refresh:
             args.append("--full-refresh")
-        outcome = dbt.invoke(
-            "build", args, quiet=self.progress is not None, on_node=self._dbt_progress()
-        )
+        outcome = self.dbt_build(args)
         self.result.dbt = outcome
         runs.record_dbt_results(self.url, self.result.run_id, outcome.results)
         if outcome.error and not outcome.results:
             raise StepError(f"dbt build could not run: {outcome.error}")
         built = outcome.count("model", "success")
         return built, {"models": built, "tests": outcome.count("test")}
+
+    def dbt_build(self, args: list[str]) -> dbt.DbtOutcome:
+        """Run ``dbt build args`` in-process (an orchestrator may run it its own way)."""
+        return dbt.invoke(
+            "build", args, quiet=self.progress is not None, on_node=self._dbt_progress()
+        )
 
     def _dbt_progress(self) -> Callable[[str, str], None] | None:
         if self.progress is None:

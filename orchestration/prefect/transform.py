@@ -107,18 +107,6 @@ class PrefectStepRunner(StepRunner):
         super().__init__(*args, **kwargs)
         self.dbt_options = dbt_options or DbtOptions()
 
-    def transform(self, step) -> tuple[int, dict]:
-        """``dbt build`` the pipeline's selection into the audit schema, node by node."""
-        from elt import runs
-
-        spec = self.pipe.dbt
-        args = [*dbt.selection_args(spec.select, spec.exclude), "--threads", str(spec.threads)]
-        if spec.full_refresh or self.full_refresh:
-            args.append("--full-refresh")
-        outcome = invoke_build(args, self.dbt_options)
-        self.result.dbt = outcome
-        runs.record_dbt_results(self.url, self.result.run_id, outcome.results)
-        if outcome.error and not outcome.results:
-            raise StepError(f"dbt build could not run: {outcome.error}")
-        built = outcome.count("model", "success")
-        return built, {"models": built, "tests": outcome.count("test")}
+    def dbt_build(self, args: list[str]) -> dbt.DbtOutcome:
+        """``dbt build`` through prefect-dbt: a task run and events per node."""
+        return invoke_build(args, self.dbt_options)
