@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import resource
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -208,11 +209,21 @@ def notify(pipeline: str, step_id: str, **context: Any) -> None:
 def record_dbt_results(project_dir: str, context: dict[str, Any] | None = None, **_: Any) -> None:
     """Cosmos ``callback`` after every dbt invocation: node results → ``elt_meta.dbt_results``,
     and the invocation itself → ``elt_meta.steps`` (the producer's as ``dbt_build``)."""
-    results_file = Path(project_dir) / "target" / "run_results.json"
+    results_file = dbt_target_dir(project_dir) / "run_results.json"
     if context is None or not results_file.is_file():
         return
     results = json.loads(results_file.read_text()).get("results", [])
     record_dbt_invocation(context, [_dbt_record(item) for item in results])
+
+
+def dbt_target_dir(project_dir: str) -> Path:
+    """Where dbt wrote its artifacts for a run in ``project_dir``: ``DBT_TARGET_PATH`` when
+    set (relative to the project, as dbt reads it), else ``<project>/target``."""
+    configured = os.environ.get("DBT_TARGET_PATH")
+    if not configured:
+        return Path(project_dir) / "target"
+    path = Path(configured)
+    return path if path.is_absolute() else Path(project_dir) / path
 
 
 def record_dbt_invocation(

@@ -187,3 +187,14 @@ def test_a_node_task_fails_naming_the_failed_test_and_dbts_message():
 def test_a_node_task_with_passing_or_warning_results_succeeds():
     judge([_result("not_null_orders_id", "pass"), _result("freshness", "warn", "Got 2")])
     judge([])  # a model without tests: its test task has nothing to report
+
+
+def test_dbt_results_are_read_where_dbt_target_path_sends_them(monkeypatch, tmp_path):
+    from orchestration.airflow.tasks import dbt_target_dir
+
+    monkeypatch.delenv("DBT_TARGET_PATH", raising=False)
+    assert dbt_target_dir(str(tmp_path)) == tmp_path / "target"
+    monkeypatch.setenv("DBT_TARGET_PATH", "build/artifacts")
+    assert dbt_target_dir(str(tmp_path)) == tmp_path / "build" / "artifacts"
+    monkeypatch.setenv("DBT_TARGET_PATH", "/var/dbt/target")
+    assert dbt_target_dir(str(tmp_path)) == Path("/var/dbt/target")
