@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from elt import paths, warehouse
+from elt import paths, settings, warehouse
 from tests.helpers.process_env import environ
 
 
@@ -81,7 +81,9 @@ class PgInstance:
     def env(self) -> dict[str, str]:
         """Environment for a subprocess whose warehouse is this server (``ELT_HOME``)."""
         env = {**os.environ, "ELT_HOME": str(self.home)}
-        env.pop("ELT_WAREHOUSE_URL", None)
+        # tool homes an earlier in-process run exported would point outside this home
+        for key in ("ELT_WAREHOUSE_URL", *settings.tool_homes()):
+            env.pop(key, None)
         if self.port is not None:
             env["ELT_WAREHOUSE_PORT"] = str(self.port)
         return env

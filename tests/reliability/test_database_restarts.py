@@ -163,10 +163,14 @@ def test_source_restarted_mid_extract_is_a_clear_error(source_restarted):
 
 
 def _loading(pipeline_dir: Path) -> Callable[[], bool]:
-    """True once dlt is loading a package into the warehouse (a job file has started)."""
+    """True once dlt is loading a package into the warehouse (a job has started or finished
+    while the package is still being loaded)."""
 
     def ready() -> bool:
-        return any((pipeline_dir / "load" / "normalized").glob("*/started_jobs/*"))
+        normalized = pipeline_dir / "load" / "normalized"
+        return any(normalized.glob("*/started_jobs/*")) or any(
+            normalized.glob("*/completed_jobs/*")
+        )
 
     return ready
 

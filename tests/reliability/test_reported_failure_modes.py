@@ -104,7 +104,8 @@ def _fail_state_writes(url: str, dataset: str, times: int) -> None:
         url,
         f"create sequence if not exists {dataset}.state_write_attempts;"
         f" create or replace function {dataset}.fail_state_write() returns trigger"
-        f" language plpgsql as $$ begin"
+        # security definer: the loader role that inserts may not use this test's sequence
+        f" language plpgsql security definer as $$ begin"
         f" if nextval('{dataset}.state_write_attempts') <= {times} then"
         f" raise exception 'injected fault: the state write failed'; end if;"
         f" return new; end $$;"
