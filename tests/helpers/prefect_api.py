@@ -29,20 +29,17 @@ def prefect_env_vars(home: Path) -> dict[str, str]:
 
 
 @contextmanager
-def local_prefect_server(home: Path) -> Iterator[str]:
-    """A Prefect server on 127.0.0.1 with its state under ``home``; yields its API URL,
-    which this process's Prefect client uses until the block ends."""
-    from orchestration.prefect import server as prefect_server
+def prefect_client_of(api_url: str) -> Iterator[str]:
+    """Point this process's Prefect client at ``api_url`` until the block ends; yields it.
 
-    server = prefect_server.start(home / "prefect-server")
-    try:
-        os.environ["PREFECT_API_URL"] = server.api_url
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+    One server serves the whole test session (the ``prefect_server`` fixture): Prefect's
+    in-process services (events, concurrency leases) keep the first API URL they saw, so a
+    second server started by a later module would leave them talking to a stopped one."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server.api_url
-    finally:
-        server.stop()
+    os.environ["PREFECT_API_URL"] = api_url
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        yield api_url
 
 
 @dataclass

@@ -73,3 +73,16 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One local Prefect server on 127.0.0.1 for the session; yields its API URL (see
+    ``tests.helpers.prefect_api.prefect_client_of`` for why there is only one)."""
+    from orchestration.prefect import server as prefect_server_module
+
+    server = prefect_server_module.start(tmp_path_factory.mktemp("prefect") / "prefect-server")
+    try:
+        yield server.api_url
+    finally:
+        server.stop()

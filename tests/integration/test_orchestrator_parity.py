@@ -30,7 +30,7 @@ from tests.helpers.orchestrators import (
 )
 from tests.helpers.prefect_api import (
     PrefectEnv,
-    local_prefect_server,
+    prefect_client_of,
     prefect_env_vars,
     settled_task_runs,
 )
@@ -174,7 +174,7 @@ def _run_prefect(env: PrefectEnv, pipeline: str) -> RunOutcome:
 
 
 @pytest.fixture(scope="module")
-def parity(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parity]:
+def parity(pg, prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parity]:
     """Both orchestrators' view of every pipeline, and one run of each on the same input."""
     home = tmp_path_factory.mktemp("parity-elt")
     config = _test_config()
@@ -187,7 +187,7 @@ def parity(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parity]:
             config=config,
             extra_env={k: v for k, v in prefect_env_vars(home).items() if k not in DBT_FOLDERS},
         ) as base,
-        local_prefect_server(home) as api_url,
+        prefect_client_of(prefect_server) as api_url,
     ):
         from orchestration.airflow import manifest
 

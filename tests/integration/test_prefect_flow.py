@@ -29,7 +29,7 @@ from tests.helpers.orchestrators import (
 )
 from tests.helpers.prefect_api import (
     PrefectEnv,
-    local_prefect_server,
+    prefect_client_of,
     prefect_env_vars,
     settled_task_runs,
 )
@@ -69,7 +69,7 @@ def _test_config() -> dict:
 
 
 @pytest.fixture(scope="module")
-def env(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(pg, prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """Isolated state, warehouse, demo sources, webhook and a local Prefect server."""
     home = tmp_path_factory.mktemp("prefect-elt")
     with (
@@ -81,7 +81,7 @@ def env(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             config=_test_config(),
             extra_env=prefect_env_vars(home),
         ) as base,
-        local_prefect_server(home) as api_url,
+        prefect_client_of(prefect_server) as api_url,
     ):
         yield PrefectEnv(**vars(base), api_url=api_url)
 
