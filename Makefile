@@ -74,10 +74,10 @@ k8s-validate:  ## render the k8s overlays and check them offline: schema, checko
 
 .PHONY: bench bench-quick bench-ingest
 
-bench: setup  ## every benchmark at full scale (tens of minutes); tables into BENCHMARKS.md
+bench: setup  ## every benchmark at full scale, 3 rounds (~45 min); tables into BENCHMARKS.md
 	.venv/bin/python -m bench full
 
-bench-quick: setup  ## every benchmark case at a small scale (a few minutes)
+bench-quick: setup  ## smoke run: every case family at a small scale (< 5 min)
 	.venv/bin/python -m bench quick
 
 bench-ingest: setup  ## database ingestion vs COPY, dlt defaults and pandas on >= 1M order items

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench import data
 from bench.measure import VariantFailed, run_command
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -24,6 +25,19 @@ SCRIPTS: dict[str, tuple[str, list[str], str]] = {
     "airflow_parse": ("airflow_parse.py", [], ""),
     "prefect_vs_dbt": ("prefect_vs_dbt.py", ["--repeats", "3"], "its own state folder"),
 }
+OWN_HOME = {"prefect_vs_dbt"}  # scripts that start their own warehouse in $BENCH_HOME
+
+
+def script_env(name: str, env: dict[str, str]) -> dict[str, str]:
+    """The script's environment: the suite's, or for a script with its own state folder
+    (``<bench home>/<name>``) the suite's without the harness's tool homes and warehouse."""
+    if name not in OWN_HOME:
+        return env
+    from elt import settings
+
+    home = str(data.bench_home() / name)
+    inherited = {key: value for key, value in env.items() if key not in settings.tool_env()}
+    return {**inherited, "BENCH_HOME": home, "ELT_HOME": home}
 
 
 def run_script(name: str, env: dict[str, str]) -> dict[str, Any]:
@@ -41,7 +55,8 @@ def run_script(name: str, env: dict[str, str]) -> dict[str, Any]:
         record["skipped"] = f"bench/{script} does not exist yet"
         return record
     try:
-        sample, stdout = run_command([sys.executable, str(path), *args], env, cwd=BENCH_DIR.parent)
+        command = [sys.executable, str(path), *args]
+        sample, stdout = run_command(command, script_env(name, env), cwd=BENCH_DIR.parent)
     except VariantFailed as exc:
         record["error"] = str(exc)[-3000:]
         return record

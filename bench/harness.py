@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,13 +25,20 @@ def say(message: str) -> None:
 
 
 def child_env() -> dict[str, str]:
-    """The environment of every variant: tools' homes, the warehouse, telemetry off."""
+    """The environment of every process the suite starts: tools' homes, the warehouse,
+    telemetry off."""
     from elt import paths, settings
 
     env = {**os.environ, **settings.tool_env()}
     root = str(paths.project_root())
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     return env
+
+
+def case_env(env: dict[str, str]) -> dict[str, str]:
+    """The variants' environment: dbt writes its target folder (manifest, partial parse)
+    under the benchmark's home, not into the project that other dbt runs share."""
+    return {**env, "DBT_TARGET_PATH": str(data.bench_home() / "dbt" / "target")}
 
 
 def _sample(case: Case, variant: Variant, env: dict[str, str]) -> dict[str, Any]:
@@ -58,8 +66,13 @@ def _sample(case: Case, variant: Variant, env: dict[str, str]) -> dict[str, Any]
 
 
 def run_case(case: Case, env: dict[str, str], repeats: int) -> dict[str, Any]:
-    """Prepare, warm up, then ``repeats`` rounds of every variant in turn."""
-    env = {**env, **case.env}
+    """Prepare, warm up, then ``repeats`` rounds (the case's own, if set) of every variant."""
+    env = {**case_env(env), **case.env}
+    notes = list(case.notes)
+    if case.repeats and case.repeats != repeats:
+        rounds = "one round" if case.repeats == 1 else f"{case.repeats} rounds"
+        notes.append(f"{rounds.capitalize()} of this case here (other cases: {repeats}).")
+        repeats = case.repeats
     record: dict[str, Any] = {
         "id": case.id,
         "group": case.group,
@@ -69,7 +82,8 @@ def run_case(case: Case, env: dict[str, str], repeats: int) -> dict[str, Any]:
         "baseline": case.baseline,
         "labels": {v.name: v.label for v in case.variants},
         "targets": [dataclasses.asdict(t) for t in case.targets],
-        "notes": case.notes,
+        "notes": notes,
+        "repeats": repeats,
         "samples": {v.name: [] for v in case.variants},
     }
     started = time.monotonic()
@@ -96,8 +110,16 @@ def run_case(case: Case, env: dict[str, str], repeats: int) -> dict[str, Any]:
     return finish_case(record)
 
 
-def run_suite(suite: Suite, *, only: list[str] | None = None) -> dict[str, Any]:
-    """Run ``suite`` (or only the named case builders of it) and return its result record."""
+def run_suite(
+    suite: Suite,
+    *,
+    only: list[str] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``suite`` (or only the named case builders of it) and return its result record.
+
+    ``on_progress`` gets the record so far (``finished`` False) after each case builder, so
+    a run that is stopped keeps the figures of the cases it finished."""
     data.use_bench_home()
     # a developer's or CI's machine caches bytecode: without it every process recompiles
     # dlt, pandas and dbt (seconds of start-up that users never see)
@@ -118,6 +140,7 @@ def run_suite(suite: Suite, *, only: list[str] | None = None) -> dict[str, Any]:
         "repeats": suite.repeats,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": description,
+        "finished": False,
         "cases": [],
     }
     started = time.monotonic()
@@ -126,15 +149,26 @@ def run_suite(suite: Suite, *, only: list[str] | None = None) -> dict[str, Any]:
             if only and name not in only:
                 continue
             result["cases"] += _run_builder(name, ctx, env, suite)
+            if on_progress:
+                _stamp_end(result, started)
+                try:
+                    on_progress(result)
+                except Exception as exc:  # the final write tries again; the run goes on
+                    say(f"could not write the results so far: {exc}")
     finally:
         for stop in reversed(ctx.cleanup):
             try:
                 stop()
             except Exception as exc:  # cleanup must not hide the results
                 say(f"cleanup failed: {exc}")
+    _stamp_end(result, started)
+    result["finished"] = True
+    return result
+
+
+def _stamp_end(result: dict[str, Any], started: float) -> None:
     result["duration_s"] = time.monotonic() - started
     result["load_average_end"] = list(os.getloadavg())
-    return result
 
 
 def _run_builder(name: str, ctx: Context, env: dict[str, str], suite: Suite) -> list[dict]:

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 
@@ -74,6 +74,32 @@ class PeakSampler(threading.Thread):
         return self.peak
 
 
+def _run_sampled(
+    command: list[str],
+    env: dict[str, str],
+    cwd: Path | None,
+    timeout_s: float,
+    out: IO[bytes],
+    err: IO[bytes],
+) -> tuple[int, float, int]:
+    """Run ``command`` writing to the files ``out``/``err`` while sampling its tree's RSS;
+    returns the exit code (-9 after a timeout kill), the wall seconds and the peak bytes."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+    )
+    sampler = PeakSampler(process.pid)
+    sampler.start()
+    try:
+        code = process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+        code = -9
+    wall = time.perf_counter() - started
+    return code, wall, sampler.stop()
+
+
 def run_variant(
     case: str,
     variant: str,
@@ -92,20 +118,7 @@ def run_variant(
         command = [sys.executable, "-m", "bench.child", case, variant]
         command += [str(params_file), str(result_file)]
         with log_file.open("wb") as log:
-            started = time.perf_counter()
-            process = subprocess.Popen(
-                command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-            )
-            sampler = PeakSampler(process.pid)
-            sampler.start()
-            try:
-                code = process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
-                code = -9
-            wall = time.perf_counter() - started
-            peak = sampler.stop()
+            code, wall, peak = _run_sampled(command, env, cwd, timeout_s, log, log)
         if code != 0 or not result_file.exists():
             tail = log_file.read_text(errors="replace")[-3000:]
             raise VariantFailed(f"{case}/{variant} exited with code {code}:\n{tail}")
@@ -118,20 +131,7 @@ def run_command(
 ) -> tuple[Sample, str]:
     """Run any command the same way (time, tree RSS); returns the sample and its stdout."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err
-        )
-        sampler = PeakSampler(process.pid)
-        sampler.start()
-        try:
-            code = process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
-            code = -9
-        wall = time.perf_counter() - started
-        peak = sampler.stop()
+        code, wall, peak = _run_sampled(command, env, cwd, timeout_s, out, err)
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode(errors="replace")

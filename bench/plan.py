@@ -25,6 +25,7 @@ class Suite:
     dbt_years: float = 0.1
     e2e_years: float = 0.1
     e2e_scales: tuple[int, ...] = (1, 10)
+    e2e_repeats: int | None = None  # rounds of the end-to-end case (default: ``repeats``)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Case:
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    repeats: int | None = None  # rounds of this case when not the suite's
 
     def variant(self, name: str) -> Variant:
         """The variant called ``name``."""

@@ -1,22 +1,27 @@
-"""Benchmark: the Prefect flow of a pipeline vs plain `dbt build` of the same dbt project.
+"""Benchmark: the Prefect flow and the Airflow DAG of a pipeline vs plain `dbt build`.
 
-    .venv/bin/python bench/prefect_vs_dbt.py [--repeats 3] [--years 0.25]
+    .venv/bin/python bench/prefect_vs_dbt.py [--repeats 3] [--years 0.25] [--variants …]
 
-Setup (not timed): a state folder `.elt/bench/prefect` with its own embedded warehouse, the
-demo sources ingested once, a local Prefect server, and one warm-up build (dbt's partial
-parse and the incremental models' first build). Then, interleaved, `--repeats` times each:
+Setup (not timed): a state folder (`$BENCH_HOME`, default `.elt/bench/prefect`) with its own
+embedded warehouse, the demo sources ingested once, a local Prefect server, the dbt manifest
+and Airflow's metadata database, and one warm-up build (dbt's partial parse and the
+incremental models' first build). Then, interleaved, `--repeats` times each:
 
 * ``dbt``: the `dbt build` command, in its own process;
 * ``elt``: `elt run` of a dbt-only pipeline (dbt build → gate → publish → notify), no orchestrator;
 * ``prefect``: the Prefect flow of that pipeline, as deployed (``DbtOptions()``: node task runs
   in the dbt_build task's context, no dbt assets, dbt logs at warn);
-* ``prefect-dbt-defaults``: the same flow with ``PrefectDbtRunner`` as prefect-dbt ships it
-  (assets on, dbt logs at info, Prefect's context rebuilt per node).
+* ``airflow``: the Airflow DAG of that pipeline run by ``dag.test()`` (``elt airflow test``'s
+  way: parse the DAGs folder, then every task in this process, Cosmos' producer running dbt);
+* ``prefect-dbt-defaults`` (only when asked for with ``--variants``): the same flow with
+  ``PrefectDbtRunner`` as prefect-dbt ships it (assets on, dbt logs at info, Prefect's
+  context rebuilt per node).
 
 Every variant runs in a fresh process (``bench.measure``): wall time of the process, peak
 RSS of its process tree, and the run's own time beside it. Medians, and ratios to ``dbt``,
-go to stdout as a Markdown table and to `.elt/bench/prefect/results.json`. The Prefect
-server's memory is not counted (it is shared by every flow run, like a scheduler).
+go to stdout as a Markdown table and to `results.json` in the state folder. The Prefect
+server's memory is not counted (it is shared by every flow run, like a scheduler), nor is
+Airflow's metadata database (SQLite, in the process).
 """
 
 from __future__ import annotations
@@ -30,13 +35,16 @@ import time
 from pathlib import Path
 
 PIPELINE = "bench_dbt"
-VARIANTS = ("dbt", "elt", "prefect", "prefect-dbt-defaults")
+VARIANTS = ("dbt", "elt", "prefect", "airflow", "prefect-dbt-defaults")
+DEFAULT_VARIANTS = ("dbt", "elt", "prefect", "airflow")
 
 
 def bench_home() -> Path:
     """The benchmark's own state folder (warehouse, sources, Prefect server, results)."""
     from elt import paths
 
+    if os.environ.get("BENCH_HOME"):
+        return Path(os.environ["BENCH_HOME"])
     return paths.project_root() / ".elt" / "bench" / "prefect"
 
 
@@ -56,8 +64,33 @@ def _bench_config(home: Path) -> Path:
     return path
 
 
+def _airflow_child() -> tuple[str, dict[str, float]]:
+    """``dag.test()`` of the pipeline's DAG, parsed from the DAGs folder as Airflow does."""
+    from orchestration.airflow import testing
+
+    started = time.monotonic()
+    # Cosmos' producer fails when dbt's target folder is moved by the environment; the DAG
+    # reads the manifest from .elt/dbt/target (`elt airflow parse-manifest`) regardless
+    for key in ("DBT_TARGET_PATH", "DBT_LOG_PATH"):
+        os.environ.pop(key, None)
+    testing.configure(os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"))
+    from elt import settings
+
+    settings.apply_tool_env()
+    dag = testing.load_dagbag().dags[PIPELINE]
+    import_s = time.monotonic() - started
+    outcome = testing.run_dag(dag)
+    failed = sorted(task for task, state in outcome.task_states.items() if state != "success")
+    status = "succeeded" if "success" in outcome.state and not failed else f"failed: {failed}"
+    return status, {"import_s": import_s, "run_s": outcome.duration_s}
+
+
 def _child(variant: str) -> None:
     """Run one variant in this (fresh) process; print its inner timings as JSON."""
+    if variant == "airflow":
+        status, extra = _airflow_child()
+        print(json.dumps({"status": status, **extra}))
+        return
     from elt.config import load
 
     config = load()
@@ -115,6 +148,7 @@ def _commands(env: dict[str, str]) -> dict[str, list[str]]:
         "dbt": [dbt, "build", "--project-dir", project, "--profiles-dir", project, "--quiet"],
         "elt": [*me, "elt"],
         "prefect": [*me, "prefect"],
+        "airflow": [*me, "airflow"],
         "prefect-dbt-defaults": [*me, "prefect-dbt-defaults"],
     }
 
@@ -146,6 +180,7 @@ def _setup(years: float) -> tuple[dict[str, str], object]:
     prefect = server.start(home / "prefect-server")
     # installed deployments have bytecode; without it every process recompiles dbt and dlt
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)  # Airflow's own under home
     env = {
         **os.environ,
         **settings.tool_env(),
@@ -153,10 +188,29 @@ def _setup(years: float) -> tuple[dict[str, str], object]:
         "PREFECT_API_URL": prefect.api_url,
         "PREFECT_HOME": str(home / "prefect-client"),
         # the bench's own dbt target: partial parsing is not reset by other dbt runs in the tree
+        # (the Airflow DAG reads its manifest from the same folder)
         "DBT_TARGET_PATH": str(home / "dbt" / "target"),
         "DBT_LOG_PATH": str(home / "dbt" / "logs"),
     }
+    _prepare_airflow(env)
     return env, prefect
+
+
+def _prepare_airflow(env: dict[str, str]) -> None:
+    """The dbt manifest the DAG is rendered from, and Airflow's metadata database."""
+    import subprocess
+
+    from elt import paths
+
+    for step in (
+        [sys.executable, "-m", "elt.cli", "airflow", "parse-manifest"],
+        [sys.executable, "-m", "orchestration.airflow.testing", "migrate"],
+    ):
+        done = subprocess.run(
+            step, env=env, cwd=paths.project_root(), capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(step[2:])} failed:\n{done.stderr[-3000:]}")
 
 
 def _report(samples: dict[str, list[dict]]) -> dict:
@@ -185,7 +239,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--years", type=float, default=0.25, help="demo data size")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
     parser.add_argument("--child", choices=[v for v in VARIANTS if v != "dbt"])
     args = parser.parse_args()
     if args.child:
@@ -196,6 +250,8 @@ def main() -> None:
     try:
         commands = _commands(env)
         _measure(commands["prefect"], env)  # warm-up: partial parse, first incremental build
+        if "airflow" in variants:
+            _measure(commands["airflow"], env)  # warm-up: Airflow's own first-run caches
         samples: dict[str, list[dict]] = {variant: [] for variant in variants}
         for repeat in range(args.repeats):
             for variant in variants:

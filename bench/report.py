@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from bench.machine import one_line
+from bench.results import write_atomically
 from bench.stats import (
     Summary,
     fmt_number,
@@ -46,56 +48,40 @@ def _ratio(record: dict, variant: str, metric: str) -> str:
     return fmt_ratio(record.get("ratios", {}).get(variant, {}).get(metric))
 
 
-def throughput_table(record: dict) -> str:
-    """rows/s during the load (after imports), its ratio, wall time and peak RSS."""
+# a column of a case's table: its header and the summary cell (a metric) or ratio cell
+Column = tuple[str, str, str]  # (header, "spread" | "ratio", metric)
+
+THROUGHPUT_COLUMNS: tuple[Column, ...] = (
+    ("rows/s, load", "spread", "rows_per_s"),
+    ("× baseline", "ratio", "rows_per_s"),
+    ("rows/s, whole process", "spread", "rows_per_s_wall"),
+    ("× baseline", "ratio", "rows_per_s_wall"),
+    ("wall s", "spread", "wall_s"),
+    ("peak RSS MiB", "spread", "peak_rss_mib"),
+)
+TIME_COLUMNS: tuple[Column, ...] = (
+    ("job s", "spread", "work_s"),
+    ("× baseline", "ratio", "work_s"),
+    ("wall s", "spread", "wall_s"),
+    ("× baseline", "ratio", "wall_s"),
+    ("peak RSS MiB", "spread", "peak_rss_mib"),
+    ("×", "ratio", "peak_rss_mib"),
+)
+
+
+def variant_table(record: dict, columns: tuple[Column, ...]) -> str:
+    """One row per measured variant: its label, then ``columns`` (spreads and ratios)."""
     rows = []
     for variant, label in record["labels"].items():
         summary = record["summary"].get(variant)
         if not summary:
             continue
-        rows.append(
-            [
-                label,
-                _spread(summary, "rows_per_s"),
-                _ratio(record, variant, "rows_per_s"),
-                _spread(summary, "rows_per_s_wall"),
-                _ratio(record, variant, "rows_per_s_wall"),
-                _spread(summary, "wall_s"),
-                _spread(summary, "peak_rss_mib"),
-            ]
-        )
-    headers = [
-        "variant",
-        "rows/s, load",
-        "× baseline",
-        "rows/s, whole process",
-        "× baseline",
-        "wall s",
-        "peak RSS MiB",
-    ]
-    return markdown_table(headers, rows)
-
-
-def time_table(record: dict) -> str:
-    """Time of the job (after imports), wall time of the process, ratios and peak RSS."""
-    rows = []
-    for variant, label in record["labels"].items():
-        summary = record["summary"].get(variant)
-        if not summary:
-            continue
-        rows.append(
-            [
-                label,
-                _spread(summary, "work_s"),
-                _ratio(record, variant, "work_s"),
-                _spread(summary, "wall_s"),
-                _ratio(record, variant, "wall_s"),
-                _spread(summary, "peak_rss_mib"),
-                _ratio(record, variant, "peak_rss_mib"),
-            ]
-        )
-    headers = ["variant", "job s", "× baseline", "wall s", "× baseline", "peak RSS MiB", "×"]
-    return markdown_table(headers, rows)
+        cells = [
+            _spread(summary, metric) if kind == "spread" else _ratio(record, variant, metric)
+            for _header, kind, metric in columns
+        ]
+        rows.append([label, *cells])
+    return markdown_table(["variant", *(header for header, _kind, _metric in columns)], rows)
 
 
 def verdict_lines(record: dict) -> list[str]:
@@ -117,8 +103,8 @@ def case_section(record: dict) -> str:
     if record.get("size"):
         parts.append(f"Size: {record['size']}.")
     if record.get("summary"):
-        table = throughput_table(record) if record["metric"] == "throughput" else time_table(record)
-        parts.append(table)
+        throughput = record["metric"] == "throughput"
+        parts.append(variant_table(record, THROUGHPUT_COLUMNS if throughput else TIME_COLUMNS))
     lines = verdict_lines(record) + [f"- {note}" for note in record.get("notes", [])]
     if lines:
         parts.append("\n".join(lines))
@@ -159,27 +145,54 @@ def scale_lines(cases: list[dict]) -> list[str]:
     ]
 
 
+def _scale_points(case: dict) -> list[tuple[str, int, dict]]:
+    """(label, rows loaded, summary) of each measured variant of a scale case, in order."""
+    points = []
+    summary = case.get("summary", {})
+    for variant, label in case.get("labels", {}).items():
+        samples = case["samples"].get(variant) or []
+        if variant in summary and samples:
+            points.append((label, samples[0].get("rows") or 0, summary[variant]))
+    return points
+
+
 def e2e_lines(cases: list[dict]) -> list[str]:
-    """For the end-to-end case: how time and memory grew with the rows loaded."""
+    """For the end-to-end case, each step of the scale curve (1× → 10×, 10× → 100×): how
+    the rows loaded, the job time and the peak RSS grew (time linear, memory flat)."""
     lines = []
     for case in cases:
-        summary = case.get("summary", {})
-        points = []
-        for variant, label in case.get("labels", {}).items():
-            samples = case["samples"].get(variant) or []
-            if variant in summary and samples:
-                rows = samples[0].get("rows") or 0
-                points.append((label, rows, summary[variant]))
-        if len(points) < 2:
-            continue
-        first_label, first_rows, first = points[0]
-        for label, rows, values in points[1:]:
-            work = values["work_s"]["median"] / first["work_s"]["median"]
-            rss = values["peak_rss_mib"]["median"] / first["peak_rss_mib"]["median"]
+        points = _scale_points(case)
+        for (small, small_rows, s), (big, big_rows, b) in pairwise(points):
+            work_s = (s["work_s"]["median"], b["work_s"]["median"])
+            rss = (s["peak_rss_mib"]["median"], b["peak_rss_mib"]["median"])
             lines.append(
-                f"- {label} vs {first_label}: {rows / max(first_rows, 1):.1f}× the rows loaded,"
-                f" job time ×{work:.2f}, peak RSS ×{rss:.2f}."
+                f"- {small} → {big}: rows loaded ×{big_rows / max(small_rows, 1):.1f}"
+                f" ({small_rows:,} → {big_rows:,}), job time ×{work_s[1] / work_s[0]:.2f}"
+                f" ({fmt_number(work_s[0])} → {fmt_number(work_s[1])} s),"
+                f" peak RSS ×{rss[1] / rss[0]:.2f} ({rss[0]:.0f} → {rss[1]:.0f} MiB)."
             )
+    return lines
+
+
+def _partial_line(result: dict[str, Any]) -> list[str]:
+    if result.get("finished", True):
+        return []
+    return [
+        "**Partial run**: these are the cases finished when this block was written; the run"
+        " was still going or was stopped."
+    ]
+
+
+def _rerun_lines(result: dict[str, Any]) -> list[str]:
+    lines = []
+    for rerun in result.get("reruns", []):
+        start = (rerun.get("load_average_start") or [0])[0]
+        end = (rerun.get("load_average_end") or [0])[0]
+        lines.append(
+            f"Re-run of {', '.join(rerun['cases'])} (`--cases`) at {rerun['started_at']}:"
+            f" {rerun.get('repeats')} rounds, {(rerun.get('duration_s') or 0) / 60:.1f} min,"
+            f" load average {start:.1f} → {end:.1f}; those cases' figures come from it."
+        )
     return lines
 
 
@@ -193,6 +206,8 @@ def render_suite(result: dict[str, Any]) -> str:
         f"{result['repeats']} rounds per case, variants interleaved, each run in a fresh process; "
         f"took {minutes:.1f} min. Load average at the end: {load_end[0]:.1f}.",
         f"Machine: {one_line(result['machine'])}.",
+        *_partial_line(result),
+        *_rerun_lines(result),
         "Cells: median (min–max). *load* = the job itself after imports; *whole process* / "
         "*wall* = the process from start to exit (interpreter start and imports included). "
         "Peak RSS: the variant's process tree, sampled every 20 ms.",
@@ -217,5 +232,5 @@ def update_benchmarks(result: dict[str, Any], path: Path | None = None) -> Path:
     """Replace the suite's block in BENCHMARKS.md (text outside the markers is kept)."""
     path = path or benchmarks_file()
     document = path.read_text() if path.exists() else "# Benchmarks\n"
-    path.write_text(replace_block(document, result["suite"], render_suite(result)))
+    write_atomically(path, replace_block(document, result["suite"], render_suite(result)))
     return path

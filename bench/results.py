@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -70,9 +72,51 @@ def finish_case(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step (a temporary file renamed over it), so a
+    reader or another writer never meets a half-written or interleaved file."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def results_file(folder: Path, day: date | None = None) -> Path:
     """``<folder>/<YYYY-MM-DD>.json``."""
     return folder / f"{(day or date.today()).isoformat()}.json"
+
+
+def load_suite(folder: Path, suite: str, day: date | None = None) -> dict[str, Any] | None:
+    """The day's saved result of ``suite``, if there is one."""
+    path = results_file(folder, day)
+    try:
+        return json.loads(path.read_text()).get("suites", {}).get(suite)
+    except (OSError, ValueError):
+        return None
+
+
+def merge_rerun(previous: dict[str, Any], rerun: dict[str, Any]) -> dict[str, Any]:
+    """``previous`` with the cases of ``rerun`` (a run of some of its cases) in place of the
+    cases with the same id (new ones at the end); the re-run is listed under ``reruns``."""
+    fresh = {case["id"]: case for case in rerun["cases"]}
+    cases = [fresh.pop(case["id"], case) for case in previous["cases"]]
+    cases += list(fresh.values())
+    record = {
+        "cases": [case["id"] for case in rerun["cases"]],
+        "started_at": rerun["started_at"],
+        "duration_s": rerun.get("duration_s"),
+        "repeats": rerun.get("repeats"),
+        "load_average_start": rerun.get("machine", {}).get("load_average"),
+        "load_average_end": rerun.get("load_average_end"),
+    }
+    finished = previous.get("finished", True) and rerun.get("finished", True)
+    reruns = [*previous.get("reruns", []), record]
+    return {**previous, "cases": cases, "reruns": reruns, "finished": finished}
 
 
 def save(folder: Path, suite_result: dict[str, Any], day: date | None = None) -> Path:
@@ -86,5 +130,5 @@ def save(folder: Path, suite_result: dict[str, Any], day: date | None = None) ->
         except ValueError:
             document = {"suites": {}}
     document.setdefault("suites", {})[suite_result["suite"]] = suite_result
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    write_atomically(path, json.dumps(document, indent=2, default=str) + "\n")
     return path

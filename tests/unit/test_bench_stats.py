@@ -167,6 +167,37 @@ def test_update_benchmarks_writes_each_suite_into_its_own_block(tmp_path):
     assert "load average at start 0.5 / 0.4 / 0.3" in text
 
 
+def test_a_partial_run_says_so():
+    from bench.report import render_suite
+
+    assert "Partial run" not in render_suite(_suite_result("full"))
+    partial = render_suite({**_suite_result("full"), "finished": False})
+    assert "**Partial run**" in partial and "| ours | 500 (400–600) | 0.50× |" in partial
+
+
+def test_a_rerun_of_one_case_replaces_it_in_the_suite_run():
+    from bench.report import render_suite
+    from bench.results import merge_rerun
+
+    failed = {"id": "ingest_api", "group": "ingest_api", "error": "NameError: boom"}
+    previous = {**_suite_result("full"), "cases": [finish_case(_record()), failed]}
+    fixed = finish_case({**_record(), "id": "ingest_api", "title": "REST API → warehouse"})
+    rerun = {
+        **_suite_result("full"),
+        "started_at": "2026-11-30T16:00:00+00:00",
+        "duration_s": 90.0,
+        "cases": [fixed],
+    }
+    merged = merge_rerun(previous, rerun)
+    assert [case["id"] for case in merged["cases"]] == ["ingest_db_1000", "ingest_api"]
+    assert "error" not in merged["cases"][1]
+    assert merged["started_at"] == previous["started_at"]
+    text = render_suite(merged)
+    assert "NameError" not in text and "##### REST API → warehouse" in text
+    line = "Re-run of ingest_api (`--cases`) at 2026-11-30T16:00:00+00:00: 3 rounds, 1.5 min"
+    assert line in text
+
+
 def test_save_merges_suites_of_the_same_day(tmp_path):
     import json
     from datetime import date
@@ -187,11 +218,29 @@ def _scaled(variant_rows: dict[str, tuple[int, float, float]]) -> dict:
     return finish_case({"id": "e2e", "baseline": "x1", "labels": labels, "samples": samples})
 
 
-def test_e2e_lines_compare_each_scale_with_the_first():
-    case = _scaled({"x1": (1000, 10.0, 500.0), "x10": (10000, 40.0, 550.0)})
+def test_e2e_lines_give_each_step_of_the_scale_curve():
+    case = _scaled(
+        {
+            "x1": (1000, 10.0, 500.0),
+            "x10": (10000, 40.0, 550.0),
+            "x100": (100000, 400.0, 605.0),
+        }
+    )
     assert e2e_lines([case]) == [
-        "- 10× vs 1×: 10.0× the rows loaded, job time ×4.00, peak RSS ×1.10."
+        "- 1× → 10×: rows loaded ×10.0 (1,000 → 10,000), job time ×4.00 (10.0 → 40.0 s),"
+        " peak RSS ×1.10 (500 → 550 MiB).",
+        "- 10× → 100×: rows loaded ×10.0 (10,000 → 100,000), job time ×10.00 (40.0 → 400 s),"
+        " peak RSS ×1.10 (550 → 605 MiB).",
     ]
+
+
+def test_time_cases_show_job_time_and_memory_ratios():
+    case = _scaled({"x1": (1000, 10.0, 500.0), "x10": (10000, 40.0, 550.0)})
+    text = case_section({**case, "metric": "time"})
+    assert "| variant | job s | × baseline | wall s | × baseline | peak RSS MiB | × |" in text
+    assert "| 1× | 10.0 (10.0–10.0) | 1.00× (baseline) | 11.0 (11.0–11.0) |" in text
+    row = "| 10× | 40.0 (40.0–40.0) | 4.00× | 41.0 (41.0–41.0) | 3.73× | 550 (550–550) | 1.10× |"
+    assert row in text
 
 
 def test_scale_lines_compare_ours_at_two_sizes():
@@ -206,3 +255,17 @@ def test_scale_lines_compare_ours_at_two_sizes():
         "- Ours from 325,158 rows to 1,083,860 rows: load time ×3.00, peak RSS 400 → 440 MiB"
         " (×1.10; target: independent of table size)."
     ]
+
+
+def test_suites_keep_the_issue_requirements():
+    from bench.suites import ALL_CASES, SUITES
+
+    quick, full = SUITES["quick"], SUITES["full"]
+    # quick is a smoke run of every case family; the dbt case is in `elt run` there
+    assert set(quick.cases) == set(ALL_CASES) - {"incremental_dbt"}
+    # full: every case, three rounds, ingestion ≥ 1M rows (1 jafgen year ≈ 108k items),
+    # the end-to-end curve at 1×, 10×, 100×
+    assert set(ALL_CASES) | {"gx_vs_sql", "prefect_vs_dbt", "airflow_parse"} == set(full.cases)
+    assert full.repeats >= 3 and (full.e2e_repeats or full.repeats) >= 3
+    assert full.base_years >= 1.0 and max(full.ingest_factors) >= 10
+    assert full.e2e_scales == (1, 10, 100)
