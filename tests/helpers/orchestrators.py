@@ -143,6 +143,12 @@ def airflow(*args: str, env: dict[str, str] | None = None, module: str = AIRFLOW
     return json.loads(lines[-1])
 
 
+def step_statuses(url: str, run_id: str) -> dict[str, str]:
+    """Step id → status of one run in ``elt_meta.steps``."""
+    statement = "select step_id, status from elt_meta.steps where run_id = %s"
+    return dict(query(url, statement, (run_id,)))
+
+
 def latest_run_id(url: str, pipeline: str, orchestrator: str) -> str:
     """The elt run id of the pipeline's latest run under ``orchestrator``."""
     return query(

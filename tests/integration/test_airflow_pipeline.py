@@ -22,6 +22,7 @@ from tests.helpers.orchestrators import (
     latest_run_id,
     project_document,
     query,
+    step_statuses,
 )
 
 pytestmark = pytest.mark.integration
@@ -302,13 +303,7 @@ def test_retrying_the_failed_node_reruns_its_tests(env: Env, failed_run):
     assert states["dbt.stg_shop__orders.test"] == "success"
     assert states["quality_gate"] == "success" and states["publish"] == "success"
     # the retry ran dbt again for the model and for its tests, recorded as their own steps
-    steps = dict(
-        query(
-            env.warehouse_url,
-            "select step_id, status from elt_meta.steps where run_id = %s",
-            (run_id,),
-        )
-    )
+    steps = step_statuses(env.warehouse_url, run_id)
     assert steps["dbt.stg_shop__orders.run"] == "succeeded"
     assert steps["dbt.stg_shop__orders.test"] == "succeeded"
     (status,) = query(

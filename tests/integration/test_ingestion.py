@@ -22,6 +22,7 @@ from elt.config import FilesystemSource, RestApiSource, SqlDatabaseSource
 from ingestion.fast_path import WRITER_SETTINGS
 from ingestion.runner import ARROW_NORMALIZER, IngestError, ingest, pipeline_name, pipelines_dir
 from ingestion.sources import build_source
+from tests.helpers.api_sources import tweets_api_source
 
 pytestmark = pytest.mark.integration
 
@@ -458,23 +459,12 @@ def tweets_api(monkeypatch) -> Iterator[_TweetsServer]:
 
 
 def tweets_source(name: str, contract: str = "evolve") -> RestApiSource:
-    return RestApiSource.model_validate(
-        {
-            "name": name,
-            "contract": contract,
-            "type": "rest_api",
-            "base_url": "env:TWEETS_TEST_URL",
-            "auth": {"type": "bearer", "token": "env:TWEETS_TEST_TOKEN"},
-            "paginator": {"type": "page_number", "page_param": "page", "total_path": "total_pages"},
-            "resources": {
-                "tweets": {
-                    "path": "tweets",
-                    "data_selector": "data",
-                    "primary_key": "id",
-                    "params": {"page_size": 10},
-                }
-            },
-        }
+    return tweets_api_source(
+        name,
+        url_env="TWEETS_TEST_URL",
+        token_env="TWEETS_TEST_TOKEN",
+        page_size=10,
+        contract=contract,
     )
 
 

@@ -26,6 +26,7 @@ from tests.helpers.orchestrators import (
     latest_run_id,
     project_document,
     query,
+    step_statuses,
 )
 from tests.helpers.prefect_api import (
     PrefectEnv,
@@ -297,13 +298,7 @@ def test_failing_dbt_test_fails_the_flow_blocks_publish_and_alerts(env: Env, fai
         env.warehouse_url, "select status, error from elt_meta.runs where run_id = %s", (run_id,)
     )
     assert run[0] == "failed" and run[1].startswith("quality_gate: quality gate closed")
-    steps = dict(
-        query(
-            env.warehouse_url,
-            "select step_id, status from elt_meta.steps where run_id = %s",
-            (run_id,),
-        )
-    )
+    steps = step_statuses(env.warehouse_url, run_id)
     assert steps["dbt_build"] == "succeeded"
     assert steps["quality_gate"] == "failed"
     assert "publish" not in steps  # never ran
@@ -396,13 +391,7 @@ def test_retrying_the_failed_flow_run_reruns_the_failed_tests(env: Env, failed_r
     )
     assert {statuses[uid] for (uid,) in failing} == {"pass"}
     assert not {"fail", "error", "skipped"} & set(statuses.values())
-    steps = dict(
-        query(
-            env.warehouse_url,
-            "select step_id, status from elt_meta.steps where run_id = %s",
-            (run_id,),
-        )
-    )
+    steps = step_statuses(env.warehouse_url, run_id)
     assert steps["quality_gate"] == "succeeded" and steps["publish"] == "succeeded"
     assert query(
         env.warehouse_url, "select status from elt_meta.runs where run_id = %s", (run_id,)

@@ -10,6 +10,7 @@ import pytest
 
 from elt.config import RestApiSource
 from ingestion.runner import IngestError, ingest
+from tests.helpers.api_sources import tweets_api_source
 from tests.helpers.warehouse import rows
 from tests.reliability import faulty_api
 from tests.reliability.faulty_api import PAGE_SIZE, SLOW_S, FaultyApi, answers
@@ -42,22 +43,8 @@ def warehouse_url(pg) -> str:
 
 
 def _source(name: str) -> RestApiSource:
-    return RestApiSource.model_validate(
-        {
-            "name": name,
-            "type": "rest_api",
-            "base_url": "env:FAULT_API_URL",
-            "auth": {"type": "bearer", "token": "env:FAULT_API_TOKEN"},
-            "paginator": {"type": "page_number", "page_param": "page", "total_path": "total_pages"},
-            "resources": {
-                "tweets": {
-                    "path": "tweets",
-                    "data_selector": "data",
-                    "primary_key": "id",
-                    "params": {"page_size": PAGE_SIZE},
-                }
-            },
-        }
+    return tweets_api_source(
+        name, url_env="FAULT_API_URL", token_env="FAULT_API_TOKEN", page_size=PAGE_SIZE
     )
 
 
