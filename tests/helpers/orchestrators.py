@@ -19,10 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg2
 import yaml
 
 from elt import paths
+from tests.helpers.warehouse import rows
 from tests.helpers.webhook import Webhook
 
 DEMO_YEARS = 0.03
@@ -33,14 +33,9 @@ ALERT_EVERYTHING = ["failure", "quality_warning", "success", "limit_exceeded"]
 
 
 def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
-    """Rows of ``sql`` on the database at ``url`` (``[]`` for statements without); commits."""
-    conn = psycopg2.connect(url, connect_timeout=10)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
+    """:func:`tests.helpers.warehouse.rows`, always with parameters (so ``%`` is written
+    ``%%`` in ``sql``)."""
+    return rows(url, sql, params)
 
 
 def project_document() -> dict:

@@ -12,10 +12,15 @@ DEMO_KEYS = ("SHOP_DB_URL", "SOCIAL_API_URL", "SOCIAL_API_TOKEN", "LANDING_URL",
 
 
 def rows(url: str, statement: str, params: tuple | None = None) -> list[tuple]:
-    """Rows of ``statement`` on the database at ``url`` (``[]`` for statements without)."""
-    with psycopg2.connect(url, connect_timeout=5) as conn, conn.cursor() as cur:
-        cur.execute(statement, params)
-        return cur.fetchall() if cur.description else []
+    """Rows of ``statement`` on the database at ``url`` (``[]`` for statements without);
+    commits, and closes the connection."""
+    conn = psycopg2.connect(url, connect_timeout=10)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
 
 
 def reset_warehouse(url: str) -> None:
