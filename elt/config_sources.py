@@ -103,7 +103,7 @@ class SqlDatabaseSource(_SourceBase):
     type: Literal["sql_database"]
     credentials: SecretRef
     schema_: str | None = Field(None, alias="schema")
-    backend: Literal["connectorx", "pyarrow", "sqlalchemy"] = "connectorx"
+    backend: Literal["adbc", "connectorx", "pyarrow", "sqlalchemy"] = "adbc"
     chunk_size: int = Field(100_000, ge=1)
     tables: dict[Name, SqlTable] = Field(min_length=1)
 

@@ -197,7 +197,7 @@ def _connection_failure(
     chain: list[BaseException], step: str | None, ref: str
 ) -> _Diagnosis | None:
     messages = [_first_line(e) for e in chain if type(e).__name__ == "OperationalError"]
-    messages += [str(e) for e in chain if _is_connectorx_connect_error(e)]
+    messages += [" ".join(str(e).split()) for e in chain if _is_reader_connect_error(e)]
     if not messages:
         return None
     detail = messages[-1]
@@ -218,12 +218,15 @@ def _connection_failure(
     )
 
 
-def _is_connectorx_connect_error(exc: BaseException) -> bool:
+def _is_reader_connect_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     # connectorx reports a failed connect as RuntimeError, a connection lost mid-read as a
-    # Rust panic (pyo3's PanicException)
+    # Rust panic (pyo3's PanicException); ADBC's stream of batches, read through pyarrow,
+    # as an OSError quoting libpq's status
     connectorx_kind = type(exc) is RuntimeError or type(exc).__name__ == "PanicException"
-    return connectorx_kind and ("connection" in text or "authentication" in text)
+    adbc_stream_kind = type(exc) is OSError and ("pgres_" in text or "libpq" in text)
+    lost = "connection" in text or "authentication" in text
+    return (connectorx_kind or adbc_stream_kind) and lost
 
 
 def _table_in_chain(chain: list[BaseException]) -> str | None:

@@ -34,6 +34,7 @@ from ingestion.fast_path import (
     tables_with_row_ids,
 )
 from ingestion.sources import BuiltSource, DataInterval, build_source
+from ingestion.warehouse_destination import close_shared_databases, warehouse
 
 Progress = Callable[[str], None]
 
@@ -114,6 +115,7 @@ def ingest(
         log.debug("ingest of %s failed: %s", source.name, error)
         raise error from None  # the original may quote a URL with a password
     finally:
+        close_shared_databases()
         result.duration_s = round(time.monotonic() - started, 3)
     say(f"{source.name}: {sum(result.rows.values()):,} rows in {result.duration_s:.1f} s")
     return result
@@ -219,7 +221,7 @@ def _pipeline(source: Source, destination_url: str) -> dlt.Pipeline:
     return dlt.pipeline(
         pipeline_name=pipeline_name(source),
         pipelines_dir=str(pipelines_dir()),
-        destination=dlt.destinations.postgres(credentials=destination_url),
+        destination=warehouse(credentials=destination_url),
         dataset_name=source.dataset,
     )
 

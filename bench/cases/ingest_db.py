@@ -16,6 +16,7 @@ from bench.cases.common import (
     count_rows,
     env_url,
     fresh_table,
+    import_drivers,
     ingest_configured,
     libpq_env,
     psql,
@@ -29,6 +30,8 @@ PANDAS_READ_CHUNK = 50_000
 def ours(params: dict) -> dict:
     """``ingestion.runner.ingest`` with the source declared in a pipelines.yml."""
     import ingestion.runner  # noqa: F401 - imported before the clock starts, like the others
+
+    import_drivers()
 
     return ingest_configured(params)
 
@@ -64,6 +67,7 @@ def dlt_defaults(params: dict) -> dict:
     from ingestion.environment import prepare_dlt_environment
 
     prepare_dlt_environment()  # telemetry off, no Airflow import: not a speed setting
+    import_drivers()
     table = params["table"]
     started = time.perf_counter()
     pipeline = dlt.pipeline(
@@ -84,6 +88,8 @@ def pandas_to_sql(params: dict) -> dict:
     """pandas ``read_sql`` in chunks (server-side cursor) and ``to_sql`` of each chunk."""
     import pandas as pd
     import sqlalchemy as sa
+
+    import_drivers()
 
     table = params["table"]
     started = time.perf_counter()

@@ -1,8 +1,10 @@
 """A ``sql_database`` source from pipelines.yml → dlt ``sql_table`` resources.
 
-Arrow backends (connectorx, pyarrow) are the fast path: batches of ``chunk_size`` rows go
-straight into Parquet files that PostgreSQL loads through ADBC, so memory stays flat however
-big the table is. Reflection is deferred to extraction, so building the source never
+Arrow backends are the fast path: batches of ``chunk_size`` rows go straight into Parquet
+files that PostgreSQL loads through ADBC, so memory stays flat however big the table is.
+``adbc`` (the default) reads PostgreSQL tables through ADBC and everything else through
+ConnectorX (:mod:`ingestion.sources.adbc_reader`); ``connectorx`` and ``pyarrow`` are dlt's
+own Arrow backends. Reflection is deferred to extraction, so building the source never
 connects to the database (and works offline in unit tests).
 """
 
@@ -17,9 +19,10 @@ from dlt.sources.sql_database import sql_table
 
 from elt.config import SqlDatabaseSource, SqlTable, resolve_env
 from ingestion.fast_path import has_rows
+from ingestion.sources.adbc_reader import AdbcTableLoader
 from ingestion.sources.common import BuiltSource, DataInterval, as_source, lag_seconds
 
-ARROW_BACKENDS = ("connectorx", "pyarrow")
+ARROW_BACKENDS = ("adbc", "connectorx", "pyarrow")
 
 
 def sql_database_source(
@@ -51,7 +54,9 @@ def table_resource(
         table=name,
         schema=config.schema_,
         chunk_size=config.chunk_size,
-        backend=config.backend,
+        # adbc is dlt's connectorx backend with our table loader (its fallback)
+        backend="connectorx" if config.backend == "adbc" else config.backend,
+        table_loader_class=AdbcTableLoader if config.backend == "adbc" else None,
         backend_kwargs=backend_kwargs(config),
         defer_table_reflect=True,
         reflection_level="full",
@@ -63,8 +68,9 @@ def table_resource(
 
 
 def backend_kwargs(config: SqlDatabaseSource) -> dict[str, Any] | None:
-    """ConnectorX streams Arrow batches of ``chunk_size`` rows instead of one big table."""
-    if config.backend == "connectorx":
+    """ConnectorX streams Arrow batches of ``chunk_size`` rows instead of one big table
+    (also where the ``adbc`` backend falls back to it)."""
+    if config.backend in ("adbc", "connectorx"):
         return {"return_type": "arrow_stream", "batch_size": config.chunk_size}
     return None
 

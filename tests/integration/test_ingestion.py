@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -22,6 +23,7 @@ from elt.config import FilesystemSource, RestApiSource, SqlDatabaseSource
 from ingestion.fast_path import WRITER_SETTINGS
 from ingestion.runner import ARROW_NORMALIZER, IngestError, ingest, pipeline_name, pipelines_dir
 from ingestion.sources import build_source
+from ingestion.warehouse_destination import close_shared_databases, shared_connection
 from tests.helpers.api_sources import tweets_api_source
 
 pytestmark = pytest.mark.integration
@@ -263,6 +265,113 @@ def test_a_table_filling_its_last_file_exactly_and_an_empty_table_load(
     # an empty source table loads nothing and fails nothing (dlt creates it with its first rows)
     assert result.rows["returns"] == 0
     assert columns(warehouse_url, "raw_sqlboundary", "returns") == []
+
+
+TYPED_TABLES = """
+drop table if exists typed, loose;
+create table typed (
+    id integer primary key, small smallint, big bigint, ratio real, score double precision,
+    flag boolean, name text, code varchar(8), grade char(3), born date, seen_at timestamp,
+    paid_at timestamptz, opens time, blob bytea, ref uuid, price numeric(10, 2)
+);
+insert into typed
+    select g, g, g * 10000000000, g / 3.0, g / 7.0, g % 2 = 0, 'name ' || g || ' ✓',
+           'c' || g, 'g' || g % 10, date '2024-01-01' + g,
+           timestamp '2024-01-01 08:00' + g * interval '90 minutes 1.5 seconds',
+           timestamptz '2024-01-01 08:00+02' + g * interval '1 day 0.000123 seconds',
+           time '08:00' + g * interval '1 minute', decode(md5(g::text), 'hex'),
+           md5(g::text)::uuid, g * 1.25
+    from generate_series(1, 25) as g;
+insert into typed (id) values (26);
+create table loose (id integer primary key, doc jsonb, amount numeric);
+insert into loose select g, jsonb_build_object('n', g), g / 4.0 from generate_series(1, 5) as g;
+grant select on typed, loose to shop_reader;
+"""
+
+
+def column_types(url: str, schema: str, table: str) -> list[tuple]:
+    """(name, type, precision, scale, length) of each column of ``schema.table``."""
+    return query(
+        url,
+        "select column_name, data_type, numeric_precision, numeric_scale,"
+        " character_maximum_length from information_schema.columns"
+        f" where table_schema = '{schema}' and table_name = '{table}' order by ordinal_position",
+    )
+
+
+def loaded_rows(url: str, schema: str, table: str) -> list[tuple]:
+    """Every row of ``schema.table`` by id, without the load id."""
+    names = [name for name, *_ in column_types(url, schema, table) if name != "_dlt_load_id"]
+    return query(url, f"select {', '.join(names)} from {schema}.{table} order by id")
+
+
+def test_adbc_reads_exactly_what_connectorx_reads(shop, warehouse_url, dlt_home, caplog):
+    execute(shop, TYPED_TABLES)
+    tables = {"typed": {"primary_key": "id"}, "loose": {"primary_key": "id"}}
+    caplog.set_level(logging.INFO, logger="ingestion")
+
+    connectorx = ingest(
+        shop_source("sqlcx", tables=tables, backend="connectorx"), destination_url=warehouse_url
+    )
+    adbc = ingest(shop_source("sqladbc", tables=tables), destination_url=warehouse_url)
+
+    assert adbc.rows == connectorx.rows == {"typed": 26, "loose": 5}
+    for table in tables:
+        assert column_types(warehouse_url, "raw_sqladbc", table) == column_types(
+            warehouse_url, "raw_sqlcx", table
+        )
+        assert loaded_rows(warehouse_url, "raw_sqladbc", table) == loaded_rows(
+            warehouse_url, "raw_sqlcx", table
+        )
+    # and both are the source's values (uuid arrives as text, real as double, as dlt types
+    # them; dlt adds the columns it could not type from reflection last)
+    names = [n for n, *_ in column_types(warehouse_url, "raw_sqladbc", "typed")]
+    casts = {"ref": "ref::text", "ratio": "ratio::float8"}
+    select = ", ".join(casts.get(n, n) for n in names if n != "_dlt_load_id")
+    assert loaded_rows(warehouse_url, "raw_sqladbc", "typed") == query(
+        shop, f"select {select} from typed order by id"
+    )
+    assert "reading typed through ADBC" in caplog.text
+    assert (
+        "reading loose through ConnectorX: column types ADBC does not read exactly:"
+        " doc (JSONB), amount (NUMERIC)" in caplog.text
+    )
+
+
+def other_backends(url: str) -> int:
+    """Connections to the database of ``url`` other than the one asking."""
+    return query(
+        url,
+        "select count(*) from pg_stat_activity"
+        " where datname = current_database() and pid <> pg_backend_pid()",
+    )[0][0]
+
+
+def test_load_jobs_share_one_adbc_database_and_close_it(shop, warehouse_url, dlt_home, monkeypatch):
+    monkeypatch.setitem(WRITER_SETTINGS, "data_writer.file_max_items", 5)
+    before = other_backends(warehouse_url)
+
+    result = ingest(shop_source("sqlshared"), destination_url=warehouse_url)
+
+    assert result.jobs["orders"] >= 5  # 30 rows in small files, one COPY each
+    assert query(warehouse_url, "select count(*) from raw_sqlshared.orders") == [(30,)]
+    assert other_backends(warehouse_url) == before  # nothing left open by the ingest
+
+
+def test_a_shared_adbc_database_lives_until_closed(warehouse_url):
+    before = other_backends(warehouse_url)
+    first, second = shared_connection(warehouse_url), shared_connection(warehouse_url)
+    try:
+        assert other_backends(warehouse_url) == before + 3  # the template and two clones
+        with first.cursor() as cur:
+            cur.execute("select 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        first.close()
+        second.close()
+    assert other_backends(warehouse_url) == before + 1
+    close_shared_databases()
+    assert other_backends(warehouse_url) == before
 
 
 def test_sql_full_refresh_reloads_everything(shop, warehouse_url, dlt_home):

@@ -103,7 +103,7 @@ def test_models_and_defaults(tmp_path: Path) -> None:
     assert (shop.name, shop.dataset, shop.backend, shop.pool_name) == (
         "shop",
         "raw_shop",
-        "connectorx",
+        "adbc",
         "database",
     )
     tables = shop.tables

@@ -154,3 +154,31 @@ def test_a_connectorx_panic_on_a_lost_connection_is_a_connection_error():
     assert "cannot connect to the source database" in str(error)
     assert "Connection reset by peer" in str(error)
     assert "env:SHOP_URL" in str(error)
+
+
+def test_an_adbc_stream_cut_by_the_source_is_a_connection_error():
+    # what pyarrow raises reading ADBC's batches after the server terminated the backend
+    cut = raised(
+        OSError(
+            " Execution error [PGRES_FATAL_ERROR]: FATAL:  terminating connection due to"
+            " administrator command\n"
+        )
+    )
+
+    error = explain(extraction_error("orders", cut), source="shop", secret_ref="env:SHOP_URL")
+
+    assert str(error) == (
+        "ingest of source 'shop' failed at table/resource 'orders': cannot connect to the"
+        " source database: Execution error [PGRES_FATAL_ERROR]: FATAL:"
+        " terminating connection due to administrator command. Check that the database is"
+        " running and the source URL (env:SHOP_URL) is right"
+    )
+
+
+def test_other_os_errors_while_extracting_keep_their_own_message():
+    error = explain(
+        extraction_error("orders", raised(OSError("No space left on device"))), source="shop"
+    )
+
+    assert "cannot connect" not in str(error)
+    assert "No space left on device" in str(error)

@@ -54,7 +54,10 @@ def test_one_resource_per_table_with_keys_and_dispositions():
 
 
 def test_arrow_backends_load_parquet_and_connectorx_streams_chunks():
-    connectorx = shop(chunk_size=5000)
+    adbc = shop(chunk_size=5000)  # the default: ADBC, with ConnectorX where it falls back
+    assert build_source(adbc).loader_file_format == "parquet"
+    assert backend_kwargs(adbc) == {"return_type": "arrow_stream", "batch_size": 5000}
+    connectorx = shop(chunk_size=5000, backend="connectorx")
     assert build_source(connectorx).loader_file_format == "parquet"
     assert backend_kwargs(connectorx) == {"return_type": "arrow_stream", "batch_size": 5000}
     assert build_source(shop(backend="pyarrow")).loader_file_format == "parquet"
