@@ -86,7 +86,7 @@ def ingest_db_cases(ctx: Context) -> list[Case]:
                 metric="throughput",
                 baseline="copy_pipe",
                 variants=[
-                    Variant("ours", "ours (connectorx → Parquet → ADBC)", "ours"),
+                    Variant("ours", "ours (ADBC → Parquet → ADBC)", "ours"),
                     Variant("copy_pipe", "raw COPY pipe (psql | psql)", "copy_pipe"),
                     Variant(
                         "dlt_defaults", "dlt defaults (sqlalchemy, insert_values)", "dlt_defaults"
