@@ -55,9 +55,15 @@ def _source_env(url: str) -> dict[str, str]:
     return {"BENCH_SOURCE_URL": url, "BENCH_SOURCE_ADMIN_URL": url}
 
 
+TARGET_ROWS = 1_000_000
+"""Issue 3 sets its ingestion targets on ≥ 1M order items."""
+
+
 def ingest_db_cases(ctx: Context) -> list[Case]:
-    """Database → warehouse at each of the suite's sizes."""
+    """Database → warehouse at each of the suite's sizes; issue 3's throughput targets are
+    checked at ≥ 1M rows, the smaller size shows how memory and the fixed cost scale."""
     suite, cases = ctx.suite, []
+    settle = _checkpoint(ctx.admin.url())
     source = ctx.source_db(suite.base_years)
     for factor in suite.ingest_factors:
         table = f"items_x{factor}"
@@ -86,12 +92,17 @@ def ingest_db_cases(ctx: Context) -> list[Case]:
                 metric="throughput",
                 baseline="copy_pipe",
                 variants=[
-                    Variant("ours", "ours (ADBC → Parquet → ADBC)", "ours"),
-                    Variant("copy_pipe", "raw COPY pipe (psql | psql)", "copy_pipe"),
+                    Variant("ours", "ours (ADBC → Parquet → ADBC)", "ours", before=settle),
+                    Variant("copy_pipe", "raw COPY pipe (psql | psql)", "copy_pipe", before=settle),
                     Variant(
-                        "dlt_defaults", "dlt defaults (sqlalchemy, insert_values)", "dlt_defaults"
+                        "dlt_defaults",
+                        "dlt defaults (sqlalchemy, insert_values)",
+                        "dlt_defaults",
+                        before=settle,
                     ),
-                    Variant("pandas", "pandas read_sql + to_sql (chunked)", "pandas"),
+                    Variant(
+                        "pandas", "pandas read_sql + to_sql (chunked)", "pandas", before=settle
+                    ),
                 ],
                 targets=[
                     Target(
@@ -105,15 +116,33 @@ def ingest_db_cases(ctx: Context) -> list[Case]:
                         ">=",
                         10,
                     ),
-                ],
+                ]
+                if rows >= TARGET_ROWS
+                else [],
                 notes=[
                     "Every variant makes a full copy of the table (replace) into its own schema"
                     " of the warehouse; source and warehouse are databases of the same embedded"
-                    " server.",
+                    " server. Before each run a CHECKPOINT writes out what the previous variant"
+                    " loaded (untimed), so no run pays for another's dirty pages.",
+                    *(
+                        []
+                        if rows >= TARGET_ROWS
+                        else [
+                            f"The throughput targets are for ≥ {TARGET_ROWS:,} rows (issue 3);"
+                            " at this size dlt's fixed cost per run weighs more."
+                        ]
+                    ),
                 ],
             )
         )
     return cases
+
+
+def _checkpoint(admin_url: str) -> Callable[[], None]:
+    def settle() -> None:
+        data.execute(admin_url, "checkpoint")
+
+    return settle
 
 
 def ingest_files_case(ctx: Context) -> list[Case]:
