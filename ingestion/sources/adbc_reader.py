@@ -135,10 +135,12 @@ def _as_connectorx_types(batch: Any) -> Any:
             precision_scale = _numeric_typmod(field)
             if precision_scale:
                 column = column.cast(pa.decimal128(*precision_scale))
-        elif pa.types.is_integer(field.type) or pa.types.is_float32(field.type):
-            # as ConnectorX's stream: the warehouse columns are bigint and double whichever
-            # backend created them (and a float32 would COPY 4-byte values into a double)
-            column = column.cast(pa.float64() if pa.types.is_float32(field.type) else pa.int64())
+        # as ConnectorX's stream: the warehouse columns are bigint and double whichever
+        # backend created them (and a float32 would COPY 4-byte values into a double)
+        elif pa.types.is_integer(field.type) and field.type != pa.int64():
+            column = column.cast(pa.int64())
+        elif pa.types.is_float32(field.type):
+            column = column.cast(pa.float64())
         columns.append(column)
         fields.append(pa.field(field.name, column.type, nullable=field.nullable))
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
