@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from elt.config_sources import DEFAULT_POOLS, Retries, Source, Strict
+from elt.config_sources import DEFAULT_POOLS, Freshness, Retries, Source, Strict
 from elt.config_values import (
     Duration,
     Invalid,
@@ -141,6 +141,13 @@ class Limits(Strict):
     max_task_duration: Duration | None = None
 
 
+class Mart(Strict):
+    """What the portal says about one published mart beyond dbt's own description."""
+
+    freshness: Freshness | None = None
+    description: str = ""
+
+
 class Pipeline(Strict):
     """One scheduled pipeline: ingest sources, build dbt, check, publish, export, notify."""
 
@@ -163,6 +170,14 @@ class Pipeline(Strict):
     depends_on: StrList = []
     execution_timeout: Duration | None = None
     pool: str | None = None
+    # freshness of every mart this pipeline publishes; `marts:` overrides it per mart
+    freshness: Freshness | None = None
+    marts: dict[str, Mart] = {}
+
+    def mart_freshness(self, mart: str) -> Freshness | None:
+        """The freshness thresholds of ``mart``: its own, else the pipeline's."""
+        own = self.marts.get(mart)
+        return own.freshness if own and own.freshness else self.freshness
 
 
 class UnknownPipelineError(KeyError):

@@ -79,12 +79,33 @@ class SqlTable(_Loadable):
         return self
 
 
+class Freshness(Strict):
+    """How old data may get: older than ``warn_after`` warns, older than ``error_after`` fails.
+
+    The portal colours sources and marts with it (in the browser, so the age is current).
+    """
+
+    warn_after: Duration
+    error_after: Duration | None = None
+
+    @model_validator(mode="after")
+    def _error_after_warn(self) -> Freshness:
+        if self.error_after is not None and self.error_after < self.warn_after:
+            raise Invalid(
+                "freshness error_after is shorter than warn_after",
+                hint="make error_after at least warn_after, e.g. {warn_after: 1d, error_after: 2d}",
+                key="error_after",
+            )
+        return self
+
+
 class _SourceBase(Strict):
     name: str = ""
     description: str = ""
     contract: Contract = "evolve"
     retries: Retries | None = None
     pool: str | None = None
+    freshness: Freshness | None = None
 
     @property
     def dataset(self) -> str:

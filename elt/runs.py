@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import psycopg2
 import psycopg2.extras
+import psycopg2.sql
 
 SCHEMA = "elt_meta"
 _MIGRATION_LOCK = 0x656C74  # any constant shared by every process migrating this schema
@@ -215,6 +216,23 @@ def record_loads(url: str, run_id: str, loads: Iterable[LoadRecord]) -> None:
             " set rows = excluded.rows, status = excluded.status",
             rows,
         )
+
+
+def table_rows(url: str, schema: str, tables: list[str]) -> dict[str, int]:
+    """Row counts of the ``tables`` of ``schema`` that exist (after a load)."""
+    counts: dict[str, int] = {}
+    with connect(url) as conn, conn.cursor() as cur:
+        for table in tables:
+            cur.execute("select to_regclass(%s)", (f'"{schema}"."{table}"',))
+            if cur.fetchone()[0] is None:
+                continue
+            cur.execute(
+                psycopg2.sql.SQL("select count(*) from {}").format(
+                    psycopg2.sql.Identifier(schema, table)
+                )
+            )
+            counts[table] = int(cur.fetchone()[0])
+    return counts
 
 
 def record_dbt_results(url: str, run_id: str, results: Iterable[DbtResultRecord]) -> None:

@@ -124,7 +124,13 @@ class StepRunner:
         runs.record_loads(self.url, self.result.run_id, loads)
         self.result.loads += loads
         checks = self._check("raw", load_id=load_id or None, source=step.source)
-        detail = {"load_ids": outcome.load_ids, "rows": outcome.rows, "checks": checks}
+        detail = {
+            "load_ids": outcome.load_ids,
+            "rows": outcome.rows,
+            "checks": checks,
+            # the tables' sizes after the load: the portal tells new rows from re-merged ones
+            "table_rows": runs.table_rows(self.url, source.dataset, list(outcome.rows)),
+        }
         return sum(outcome.rows.values()), detail
 
     def transform(self, step: Step) -> tuple[int, dict]:

@@ -85,6 +85,7 @@ def check_from_result(
         details["expected"] = json_safe(meta["expected"])
         if result.success:
             observed = meta["expected"]
+    details["expected_text"] = details.get("expected_text") or expected_text(config)
     percent = outcome.get("unexpected_percent")
     return CheckRecord(
         stage=stage,
@@ -100,6 +101,27 @@ def check_from_result(
         details=details,
         load_id=load_id,
     )
+
+
+def expected_text(config: Any) -> str:
+    """What the expectation asks for, in words: "≤ 10 % null", "between 0 and -", "= 0"."""
+    kwargs, meta = config.kwargs, config.meta or {}
+    if "expected" in meta:
+        return f"= {meta['expected']}"
+    if config.type == "expect_column_values_to_not_be_null":
+        mostly = kwargs.get("mostly", 1) or 1
+        return f"≤ {(1 - mostly) * 100:.3g} % null" if mostly < 1 else "no nulls"
+    if config.type == "expect_column_values_to_be_in_set":
+        return "one of " + ", ".join(map(str, kwargs.get("value_set", [])))
+    if "min_value" in kwargs or "max_value" in kwargs:
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        unit = " rows" if "row_count" in config.type else ""
+        if high is None:
+            return f"≥ {low}{unit}"
+        return f"≤ {high}{unit}" if low is None else f"between {low} and {high}{unit}"
+    if config.type == "unexpected_rows_expectation":
+        return "no rows from the check query"
+    return config.type
 
 
 def missing_table_check(

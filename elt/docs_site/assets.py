@@ -1,9 +1,10 @@
 """Copy dbt docs and GX Data Docs into the site, made to work offline.
 
-GX's pages load Bootstrap, jQuery, fonts and a logo from CDNs; the copies drop every tag
-that would fetch from another host (their content is static HTML, so it still reads well).
-dbt's ``index.html`` is self-contained; its copied manifest has usage tracking turned off so
-the page never calls home.
+GX's pages load Bootstrap, jQuery, Font Awesome and more from CDNs; the copies load the same
+libraries from ``assets/vendor`` (files shipped by PyPI packages: xstatic-jquery,
+xstatic-bootstrap 4, xstatic-font-awesome) and drop the tags no package ships, plus GX's
+newsletter bar. dbt's ``index.html`` is self-contained; its copied manifest has usage
+tracking turned off so the page never calls home. Both get a bar linking back to the portal.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from elt import paths
+from elt.docs_site.layout import BACK_BAR_STYLE, back_bar
 
 # a tag that fetches from another host when the page loads: stylesheets, scripts, images...
 _REMOTE_TAG = re.compile(
@@ -22,22 +24,74 @@ _REMOTE_TAG = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _REMOTE_CSS_URL = re.compile(r"url\(\s*[\"']?(?:https?:)?//[^)]*\)", re.IGNORECASE)
-_OFFLINE_STYLE = (
-    "<style>body{font-family:system-ui,sans-serif;margin:16px}"
-    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}"
-    ".hide,.d-none{display:none}</style>"
-)
 DBT_FILES = ("index.html", "manifest.json", "catalog.json")
 
 
-def strip_remote(html: str) -> str:
-    """``html`` without any tag or CSS ``url()`` that loads something from another host.
+# CDN file name -> the local copy under assets/vendor (see VENDOR)
+_LOCAL = {
+    "jquery-3.7.1.min.js": "jquery.min.js",
+    "bootstrap.min.js": "bootstrap.bundle.min.js",  # the bundle carries popper
+    "bootstrap.min.css": "bootstrap.min.css",
+    "all.min.css": "fontawesome/css/all.min.css",
+}
+# GX's fixed footer bar asking for the newsletter covers the page's last lines
+_NEWSLETTER = re.compile(r"<footer>\s*<p>[^<]*newsletter.*?</footer>", re.IGNORECASE | re.DOTALL)
+
+
+def _vendor_files() -> dict[str, Path]:
+    """Local file name -> file inside an installed PyPI package."""
+    import plotly
+    import xstatic.pkg.bootstrap as bootstrap
+    import xstatic.pkg.font_awesome as font_awesome
+    import xstatic.pkg.jquery as jquery
+
+    return {
+        "plotly.min.js": Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+        "vendor/jquery.min.js": Path(jquery.BASE_DIR) / "jquery.min.js",
+        "vendor/bootstrap.bundle.min.js": Path(bootstrap.BASE_DIR)
+        / "js"
+        / "bootstrap.bundle.min.js",
+        "vendor/bootstrap.min.css": Path(bootstrap.BASE_DIR) / "css" / "bootstrap.min.css",
+        "vendor/fontawesome": Path(font_awesome.BASE_DIR),
+    }
+
+
+def write_static(site: Path) -> None:
+    """Copy the JavaScript and CSS the site uses from their PyPI packages into ``assets/``."""
+    for name, source in _vendor_files().items():
+        target = site / "assets" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            for part in ("css", "webfonts"):
+                shutil.copytree(source / part, target / part, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target)
+
+
+def _localise(match: re.Match, root: str) -> str:
+    tag = match.group(0)
+    url = re.search(r"(?:href|src)\s*=\s*[\"']?([^\"' >]+)", tag, re.IGNORECASE)
+    name = url.group(1).rstrip("/").rsplit("/", 1)[-1] if url else ""
+    local = _LOCAL.get(name)
+    if local is None or "bootstrap-table" in tag or "datepicker" in tag:
+        return ""
+    path = f"{root}assets/vendor/{local}"
+    if tag.lower().startswith("<script"):
+        return f'<script src="{path}"></script>'
+    return f'<link rel="stylesheet" href="{path}">'
+
+
+def strip_remote(html: str, root: str = "") -> str:
+    """``html`` with every tag that loads from another host pointed at the local copy of the
+    same library (``root``: the way from the page up to the site root) or removed.
 
     Links a person may click (``<a href="https://…">``) stay: they fetch nothing by themselves.
     """
-    html = _REMOTE_TAG.sub("", html)
+    html = _REMOTE_TAG.sub(lambda m: _localise(m, root), html)
     html = _REMOTE_CSS_URL.sub("none", html)
-    return html.replace("</head>", _OFFLINE_STYLE + "</head>", 1)
+    html = _NEWSLETTER.sub("", html)
+    html = html.replace("</head>", f"<style>{BACK_BAR_STYLE}</style></head>", 1)
+    return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + back_bar(root), html, count=1)
 
 
 def copy_gx_docs(target: Path, source: Path | None = None) -> Path | None:
@@ -47,8 +101,10 @@ def copy_gx_docs(target: Path, source: Path | None = None) -> Path | None:
         return None
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target)
+    site = target.parent
     for page in target.rglob("*.html"):
-        page.write_text(strip_remote(page.read_text(encoding="utf-8")), encoding="utf-8")
+        root = "../" * (len(page.relative_to(site).parts) - 1)
+        page.write_text(strip_remote(page.read_text(encoding="utf-8"), root), encoding="utf-8")
     for sheet in target.rglob("*.css"):
         sheet.write_text(_REMOTE_CSS_URL.sub("none", sheet.read_text(encoding="utf-8")))
     return target / "index.html"
@@ -103,4 +159,9 @@ def copy_dbt_docs(generated: Path, target: Path) -> Path | None:
         data = json.loads(manifest.read_text(encoding="utf-8"))
         data.setdefault("metadata", {})["send_anonymous_usage_stats"] = False
         manifest.write_text(json.dumps(data), encoding="utf-8")
-    return target / "index.html"
+    index = target / "index.html"
+    html = index.read_text(encoding="utf-8")
+    html = html.replace("</head>", f"<style>{BACK_BAR_STYLE}</style></head>", 1)
+    html = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + back_bar("../"), html, count=1)
+    index.write_text(html, encoding="utf-8")
+    return index

@@ -6,13 +6,12 @@ result.index  # .elt/site/index.html
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from elt import paths, settings
-from elt.docs_site import assets, history, pages
+from elt.docs_site import asset_pages, assets, catalog, history, layout, pages
 
 
 @dataclass
@@ -24,6 +23,7 @@ class SiteResult:
     failed_checks: int
     dbt_docs: bool
     gx_docs: bool
+    marts: int = 0
 
     @property
     def index(self) -> Path:
@@ -43,66 +43,83 @@ def build_site(
     dbt_docs: bool = True,
     gx_source: Path | None = None,
     limit: int = 50,
+    config=None,
 ) -> SiteResult:
     """Build the portal from the warehouse's run history (newest ``limit`` runs).
 
     ``dbt_docs=False`` skips ``dbt docs generate`` (the pages then link no dbt docs).
+    ``config`` (default: ``pipelines.yml``) gives owners and freshness thresholds.
     The site is written to a fresh folder next to ``target`` and swapped in at the end,
     so a server that is serving the old one never shows half a site.
     """
     url = url or settings.warehouse_url()
     target = target or site_dir()
+    config = config if config is not None else _config()
     staging = target.with_name(target.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    data = history.load(url, limit=limit)
-    links = pages.Links()
+    links = layout.Links()
+    manifest_path = None
     if dbt_docs:
         generated = assets.generate_dbt_docs(paths.state_dir() / "dbt-docs")
         if assets.copy_dbt_docs(generated, staging / "dbt"):
             links.dbt_index = "dbt/index.html#!/overview?g_v=1"
-            _describe_dbt_tests(data.failed_checks, staging / "dbt" / "manifest.json")
+            manifest_path = staging / "dbt" / "manifest.json"
+    data = history.load(
+        url, limit=limit, config=config, manifest=catalog.load_manifest(manifest_path)
+    )
     if assets.copy_gx_docs(staging / "gx", gx_source):
         links.gx_index = "gx-results.html"
         links.gx_pages = assets.gx_pages_by_run(staging / "gx", [r.run_id for r in data.runs])
+    assets.write_static(staging)
     _write_pages(staging, data, links)
     _swap(staging, target)
     return SiteResult(
         root=target,
         runs=len(data.runs),
-        failed_checks=len(data.failed_checks),
+        failed_checks=sum(1 for c in data.catalog.checks if c.status == "open"),
         dbt_docs=links.dbt_index is not None,
         gx_docs=links.gx_index is not None,
+        marts=len(data.catalog.marts),
     )
 
 
-def _describe_dbt_tests(failed: list[history.FailedCheck], manifest: Path) -> None:
-    """Fill the model and column a failed dbt test checks, from dbt's manifest."""
-    nodes = json.loads(manifest.read_text(encoding="utf-8")).get("nodes", {})
-    for check in failed:
-        node = nodes.get(check.details.get("unique_id", "")) if check.kind == "dbt" else None
-        if not node:
-            continue
-        attached = node.get("attached_node") or ""
-        check.table = attached.split(".")[-1] or check.table
-        check.column = node.get("column_name") or check.column
-        check.details["sql"] = node.get("compiled_code") or node.get("raw_code")
+def _config():
+    """pipelines.yml without requiring its environment variables; None when unreadable."""
+    from elt import config as elt_config
+
+    try:
+        return elt_config.load(check_env=False)
+    except Exception:  # the portal still shows history without owners and thresholds
+        return None
 
 
-def _write_pages(root: Path, data: history.History, links: pages.Links) -> None:
-    (root / "style.css").write_text(pages.STYLE, encoding="utf-8")
-    (root / "index.html").write_text(pages.home(data, links), encoding="utf-8")
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _write_pages(root: Path, data: history.History, links: layout.Links) -> None:
+    _write(root / "style.css", layout.STYLE)
+    _write(root / "portal.js", layout.PORTAL_JS)
+    _write(root / "index.html", pages.home(data, links))
+    _write(root / "checks.html", pages.checks_index(data, links))
+    _write(root / "lineage.html", pages.lineage(data, links))
     if links.gx_index:
-        (root / links.gx_index).write_text(pages.gx_results(data, links), encoding="utf-8")
+        _write(root / links.gx_index, pages.gx_results(data, links))
     for run in data.runs:
-        failed = [c for c in data.failed_checks if c.run_id == run.run_id]
-        page = root / pages.run_page(run.run_id)
-        page.parent.mkdir(exist_ok=True)
-        page.write_text(pages.run_detail(run, failed, links), encoding="utf-8")
-    for check in data.failed_checks:
-        page = root / pages.check_page(check)
-        page.parent.mkdir(exist_ok=True)
-        page.write_text(pages.check_detail(check, links), encoding="utf-8")
+        _write(root / layout.run_page(run.run_id), pages.run_detail(run, data, links))
+    known = {asset.name for asset in data.catalog.assets}
+    for asset in data.catalog.assets:
+        _write(root / layout.asset_page(asset.name), asset_pages.asset_detail(asset, known, links))
+    for check in data.catalog.checks:
+        _write(root / layout.check_page(check.key), asset_pages.check_detail(check, links))
+    entries = [(a.name, a.kind, layout.asset_page(a.name)) for a in data.catalog.assets]
+    entries += [
+        (f"{c.name} on {c.table}", f"check, {c.status}", layout.check_page(c.key))
+        for c in data.catalog.checks
+    ]
+    _write(root / "search-index.js", layout.search_index(entries))
 
 
 def _swap(staging: Path, target: Path) -> None:

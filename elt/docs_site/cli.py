@@ -29,7 +29,8 @@ def build_command(
         result = build_site(dbt_docs=dbt_docs, limit=limit)
     console.print(
         f"[green]site built[/] {result.index} ({result.runs} runs,"
-        f" {result.failed_checks} failed checks, dbt docs: {'yes' if result.dbt_docs else 'no'},"
+        f" {result.marts} marts, {result.failed_checks} open checks,"
+        f" dbt docs: {'yes' if result.dbt_docs else 'no'},"
         f" GX docs: {'yes' if result.gx_docs else 'no'})"
     )
     console.print("serve it with: elt docs serve")

@@ -5,11 +5,14 @@ Plain dataclasses, so the page rendering is testable without a database.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import psycopg2
+
 from elt import runs
+from elt.docs_site import catalog
+from elt.docs_site.catalog import Catalog
 
 SCHEMA = runs.SCHEMA
 # dbt statuses that make a node count as a failed check
@@ -31,28 +34,22 @@ class RunSummary:
     checks_passed: int = 0
     checks_failed: int = 0
     tables: dict[str, int] = field(default_factory=dict)  # "source.table" -> rows
+    warnings: int = 0  # warn-severity checks that failed
+    steps: dict[str, str] = field(default_factory=dict)  # step id -> status, in plan order
+    skipped: list[str] = field(default_factory=list)  # dbt nodes skipped after a failure
+    published: bool = False
 
     @property
     def ok(self) -> bool:
         """True when the run succeeded."""
         return self.status == "succeeded"
 
-
-@dataclass
-class FailedCheck:
-    """A check that failed in a run: a GX expectation or a dbt test."""
-
-    key: str  # unique within the site; names the check's page
-    run_id: str
-    kind: str  # "gx" | "dbt"
-    name: str
-    table: str | None
-    column: str | None
-    severity: str
-    observed: str
-    details: dict = field(default_factory=dict)
-    suite: str | None = None
-    stage: str | None = None
+    @property
+    def label(self) -> str:
+        """The status a reader sees: ``succeeded with warnings`` when warn checks failed."""
+        if self.ok and self.warnings:
+            return "succeeded with warnings"
+        return self.status
 
 
 @dataclass
@@ -70,8 +67,8 @@ class History:
     """Everything the home page needs."""
 
     runs: list[RunSummary]
-    failed_checks: list[FailedCheck]
     freshness: list[SourceFreshness]
+    catalog: Catalog = field(default_factory=Catalog)
 
     def latest_per_pipeline(self) -> list[RunSummary]:
         """The newest run of each pipeline, pipelines in name order."""
@@ -86,28 +83,69 @@ def _exists(cur, table: str) -> bool:
     return bool(cur.fetchone()[0])
 
 
-def load(url: str, *, limit: int = 50) -> History:
-    """Read the newest ``limit`` runs and their loads, checks and the sources' freshness."""
+def load(url: str, *, limit: int = 50, config=None, manifest: dict | None = None) -> History:
+    """Read the newest ``limit`` runs, their loads, steps and checks, the catalog of marts
+    and raw tables, and the sources' freshness."""
     with runs.connect(url) as conn, conn.cursor() as cur:
-        if not _exists(cur, f"{SCHEMA}.runs"):
-            return History(runs=[], failed_checks=[], freshness=[])
-        has_checks = _exists(cur, f"{SCHEMA}.checks")
-        summaries = _runs(cur, limit, has_checks)
+        if not _exists(cur, f"{SCHEMA}.checks"):
+            return History(runs=[], freshness=[])
+        summaries = _runs(cur, limit)
         ids = [run.run_id for run in summaries]
         _attach_tables(cur, summaries)
-        failed = _failed_checks(cur, ids, has_checks)
+        _attach_steps(cur, summaries)
+        the_catalog = catalog.load(cur, ids, config, manifest)
+        sample_failing_rows(cur, the_catalog)
         freshness = _freshness(cur)
-    return History(runs=summaries, failed_checks=failed, freshness=freshness)
+    return History(runs=summaries, freshness=freshness, catalog=the_catalog)
 
 
-def _runs(cur, limit: int, has_checks: bool) -> list[RunSummary]:
+def _attach_steps(cur, summaries: list[RunSummary]) -> None:
+    by_id = {run.run_id: run for run in summaries}
+    cur.execute(
+        f"select run_id, step_id, kind, status from {SCHEMA}.steps where run_id = any(%s)"
+        " order by started_at",
+        (list(by_id),),
+    )
+    for run_id, step_id, kind, status in cur.fetchall():
+        by_id[run_id].steps[step_id] = status
+        by_id[run_id].published |= kind == "publish" and status == "succeeded"
+    cur.execute(
+        f"select run_id, unique_id from {SCHEMA}.dbt_results where run_id = any(%s)"
+        " and status = 'skipped' order by unique_id",
+        (list(by_id),),
+    )
+    for run_id, unique_id in cur.fetchall():
+        by_id[run_id].skipped.append(unique_id.split(".")[-1])
+
+
+def sample_failing_rows(cur, the_catalog: catalog.Catalog, limit: int = 10) -> None:
+    """Attach the failing rows dbt stored (``store_failures``) to open dbt checks."""
+    for check in the_catalog.checks:
+        if check.kind != "dbt" or check.status != "open" or not check.failures_relation:
+            continue
+        cur.execute("savepoint sample")
+        try:
+            cur.execute(f"select * from {check.failures_relation} limit %s", (limit,))
+        except psycopg2.Error:  # not stored (yet), or dropped by a later build
+            cur.execute("rollback to savepoint sample")
+            continue
+        columns = [d[0] for d in cur.description]
+        check.latest.details["sample"] = {
+            "columns": columns,
+            "rows": [[catalog.observed_text(v) for v in row] for row in cur.fetchall()],
+        }
+
+
+def _runs(cur, limit: int) -> list[RunSummary]:
     checks = (
         f"(select count(*) filter (where success) from {SCHEMA}.checks c"
         " where c.run_id = r.run_id),"
         f" (select count(*) filter (where not success) from {SCHEMA}.checks c"
-        " where c.run_id = r.run_id)"
-        if has_checks
-        else "0, 0"
+        " where c.run_id = r.run_id),"
+        f" (select count(*) filter (where not success and severity = 'warn')"
+        f" from {SCHEMA}.checks c where c.run_id = r.run_id)"
+        f" + (select count(*) from {SCHEMA}.dbt_results d where d.run_id = r.run_id"
+        "  and d.resource_type = 'test' and d.status = 'warn')"
     )
     cur.execute(
         "select r.run_id, r.pipeline, r.orchestrator, r.status, r.started_at, r.duration_s,"
@@ -131,8 +169,9 @@ def _runs(cur, limit: int, has_checks: bool) -> list[RunSummary]:
             duration_s=row[5],
             error=row[6],
             rows_loaded=int(row[7]),
-            checks_passed=int(row[8]) + int(row[10]),
-            checks_failed=int(row[9]) + int(row[11]),
+            checks_passed=int(row[8]) + int(row[11]),
+            checks_failed=int(row[9]) + int(row[12]),
+            warnings=int(row[10]),
         )
         for row in cur.fetchall()
     ]
@@ -149,76 +188,6 @@ def _attach_tables(cur, summaries: list[RunSummary]) -> None:
     )
     for run_id, source, table, count in cur.fetchall():
         by_id[run_id].tables[f"{source}.{table}"] = int(count)
-
-
-def _failed_checks(cur, run_ids: list[str], has_checks: bool) -> list[FailedCheck]:
-    failed: list[FailedCheck] = []
-    if has_checks:
-        cur.execute(
-            "select check_id, run_id, expectation_name, table_name, column_name, severity,"
-            " observed_value, unexpected_percent, details, suite, stage"
-            f" from {SCHEMA}.checks where run_id = any(%s) and not success"
-            " order by checked_at desc, check_id",
-            (run_ids,),
-        )
-        for row in cur.fetchall():
-            details = dict(row[8] or {})
-            if row[7] is not None:
-                details["unexpected_percent"] = row[7]
-            failed.append(
-                FailedCheck(
-                    key=f"gx-{row[0]}",
-                    run_id=row[1],
-                    kind="gx",
-                    name=row[2],
-                    table=row[3],
-                    column=row[4],
-                    severity=row[5],
-                    observed=_observed_text(row[6]),
-                    details=details,
-                    suite=row[9],
-                    stage=row[10],
-                )
-            )
-    failed += _failed_dbt_tests(cur, run_ids)
-    return failed
-
-
-def _failed_dbt_tests(cur, run_ids: list[str]) -> list[FailedCheck]:
-    cur.execute(
-        "select run_id, unique_id, status, failures, message"
-        f" from {SCHEMA}.dbt_results where run_id = any(%s) and resource_type = 'test'"
-        " and status = any(%s) order by run_id desc, unique_id",
-        (run_ids, list(_DBT_FAILED)),
-    )
-    failed = []
-    for index, (run_id, unique_id, status, failures, message) in enumerate(cur.fetchall()):
-        observed = f"{failures:,} failing row(s)" if failures is not None else status
-        failed.append(
-            FailedCheck(
-                key=f"dbt-{index}-{unique_id.split('.')[-1]}"[:120],
-                run_id=run_id,
-                kind="dbt",
-                name=unique_id.split(".")[-2] if unique_id.count(".") >= 2 else unique_id,
-                table=None,
-                column=None,
-                severity="error" if status != "fail" else "fail",
-                observed=observed,
-                details={"unique_id": unique_id, "status": status, "message": message},
-            )
-        )
-    return failed
-
-
-def _observed_text(value) -> str:
-    """An observed value from jsonb as short readable text."""
-    if value is None:
-        return "-"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return f"{value:,}"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, default=str)
 
 
 def _freshness(cur) -> list[SourceFreshness]:
