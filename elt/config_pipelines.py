@@ -37,7 +37,16 @@ class DbtSpec(Strict):
 class Rule(Strict):
     """One data quality rule, compiled to dbt tests / GX expectations."""
 
-    type: Literal["not_null", "unique", "range", "accepted_values", "row_count", "sql"]
+    type: Literal[
+        "not_null",
+        "unique",
+        "range",
+        "accepted_values",
+        "row_count",
+        "sql",
+        "volume_anomaly",
+        "freshness_anomaly",
+    ]
     table: SqlIdentifier
     column: SqlIdentifier | None = None
     max_null_percentage: float = Field(0, ge=0, le=100)
@@ -49,6 +58,11 @@ class Rule(Strict):
     expected: Any = None
     severity: Severity | None = None
     name: str | None = None
+    # anomaly rules (expectations/anomaly.py): this load vs the table's earlier loads
+    method: Literal["mad", "zscore"] = "mad"
+    threshold: float = Field(3.5, gt=0)
+    min_history: int = Field(5, ge=2)
+    window: int = Field(30, ge=2)
 
     @model_validator(mode="after")
     def _check_and_name(self) -> Rule:
@@ -68,6 +82,12 @@ def _rule_problem(rule: Rule) -> Invalid | None:
         return Invalid(f"rule type {rule.type} needs min or max", hint="add min: and/or max:")
     if rule.type == "accepted_values" and not rule.values:
         return Invalid("rule type accepted_values needs values", hint="add values: [a, b]")
+    if rule.type.endswith("_anomaly") and not rule.table.startswith("raw_"):
+        return Invalid(
+            f"rule type {rule.type} watches the loads of a raw table",
+            hint="name it as raw_<source>.<table>, e.g. table: raw_shop.orders",
+            key="table",
+        )
     if rule.type == "sql" and not rule.sql:
         return Invalid(
             "rule type sql needs the query in 'sql'",

@@ -23,6 +23,7 @@ from elt import runs, settings
 from elt.config import Pipeline, ProjectConfig
 from expectations import context as gx_context
 from expectations import docs, sync
+from expectations.anomaly import run_anomaly_checks
 from expectations.plan import (
     QualityConfigError,
     SuitePlan,
@@ -88,7 +89,31 @@ def run_quality(
     load_id: str | None = None,
     source: str | None = None,
 ) -> QualityOutcome:
-    """Run the pipeline's checks of ``stage``, record them in elt_meta.checks, build Data Docs."""
+    """Run the pipeline's checks of ``stage``, record them in elt_meta.checks, build Data Docs.
+
+    At the raw stage the anomaly rules (volume, freshness) run beside the GX suites."""
+    outcome = _run_suites(
+        config, pipeline, run_id=run_id, url=url, stage=stage, load_id=load_id, source=source
+    )
+    if stage == "raw":
+        pipe = config.pipeline(pipeline) if isinstance(pipeline, str) else pipeline
+        schemas = _raw_schemas(url, config, load_id, source)
+        found = run_anomaly_checks(pipe, url=url, load_id=load_id, schemas=schemas)
+        runs.record_checks(url, run_id, found)
+        outcome.checks += found
+    return outcome
+
+
+def _run_suites(
+    config: ProjectConfig,
+    pipeline: Pipeline | str,
+    *,
+    run_id: str,
+    url: str,
+    stage: Stage,
+    load_id: str | None = None,
+    source: str | None = None,
+) -> QualityOutcome:
     started = time.monotonic()
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {', '.join(STAGES)} (got {stage!r})")
