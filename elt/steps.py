@@ -20,6 +20,21 @@ from elt.spec import Step
 _FAILED_DBT_STATUSES = ("error", "fail", "skipped", "runtime error")
 
 
+def _describe_failed(nodes: list[tuple[str, str]]) -> str:
+    """ "2 dbt node(s) failed (a, b); 3 skipped (c, d, e)" with node names, not hash ids."""
+
+    def name(unique_id: str) -> str:
+        parts = unique_id.split(".")  # test.<project>.<name>.<hash>, model.<project>.<name>
+        return parts[2] if len(parts) > 2 else parts[-1]
+
+    failed = [name(u) for u, status in nodes if status != "skipped"]
+    skipped = [name(u) for u, status in nodes if status == "skipped"]
+    parts = [f"{len(failed)} dbt node(s) failed ({', '.join(failed[:10])})"] if failed else []
+    if skipped:
+        parts.append(f"{len(skipped)} skipped ({', '.join(skipped[:10])})")
+    return "; ".join(parts)
+
+
 class StepError(RuntimeError):
     """A step failed; the message says which and why."""
 
@@ -187,16 +202,14 @@ class StepRunner:
         check of severity `fail` failed; `warn` checks are recorded and notified only."""
         with runs.connect(self.url) as conn, conn.cursor() as cur:
             cur.execute(
-                f"select unique_id, coalesce(message, status) from {runs.SCHEMA}.dbt_results"
+                f"select unique_id, status from {runs.SCHEMA}.dbt_results"
                 " where run_id = %s and status = any(%s) order by unique_id",
                 (self.result.run_id, list(_FAILED_DBT_STATUSES)),
             )
             failed = cur.fetchall()
         if failed:
-            names = ", ".join(unique_id.split(".")[-1] for unique_id, _ in failed[:10])
             raise StepError(
-                f"quality gate closed: {len(failed)} dbt node(s) failed or were skipped"
-                f" ({names}); nothing was published"
+                f"quality gate closed: {_describe_failed(failed)}; nothing was published"
             )
         checks = self._check("audit")
         warned = len(self.result.dbt.warned) if self.result.dbt else 0

@@ -43,7 +43,7 @@ def _threshold(seconds: float | None) -> str:
 
 def asset_detail(asset: Asset, known: set[str], links: Links) -> str:
     """A mart's or raw table's page."""
-    kind = "Published mart" if asset.kind == "mart" else "Raw table"
+    kind = {"mart": "Published mart", "raw": "Raw table"}.get(asset.kind, "dbt model")
     last = (
         f'<a href="../{run_page(asset.last_run_id)}">{escape(asset.last_run_id)}</a>'
         if asset.last_run_id

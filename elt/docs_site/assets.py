@@ -33,7 +33,9 @@ _LOCAL = {
     "bootstrap.min.js": "bootstrap.bundle.min.js",  # the bundle carries popper
     "bootstrap.min.css": "bootstrap.min.css",
     "all.min.css": "fontawesome/css/all.min.css",
+    "bootstrap-table.min.js": "gx-table.js",  # our stand-in: no PyPI package ships it
 }
+STATIC = Path(__file__).parent / "static"  # the portal's own scripts
 # GX's fixed footer bar asking for the newsletter covers the page's last lines
 _NEWSLETTER = re.compile(r"<footer>\s*<p>[^<]*newsletter.*?</footer>", re.IGNORECASE | re.DOTALL)
 
@@ -46,6 +48,8 @@ def _vendor_files() -> dict[str, Path]:
     import xstatic.pkg.jquery as jquery
 
     return {
+        "../portal.js": STATIC / "portal.js",
+        "vendor/gx-table.js": STATIC / "gx-table.js",
         "plotly.min.js": Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
         "vendor/jquery.min.js": Path(jquery.BASE_DIR) / "jquery.min.js",
         "vendor/bootstrap.bundle.min.js": Path(bootstrap.BASE_DIR)
@@ -73,7 +77,7 @@ def _localise(match: re.Match, root: str) -> str:
     url = re.search(r"(?:href|src)\s*=\s*[\"']?([^\"' >]+)", tag, re.IGNORECASE)
     name = url.group(1).rstrip("/").rsplit("/", 1)[-1] if url else ""
     local = _LOCAL.get(name)
-    if local is None or "bootstrap-table" in tag or "datepicker" in tag:
+    if local is None or "filter-control" in tag or "datepicker" in tag:
         return ""
     path = f"{root}assets/vendor/{local}"
     if tag.lower().startswith("<script"):

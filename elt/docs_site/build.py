@@ -101,7 +101,6 @@ def _write(path: Path, text: str) -> None:
 
 def _write_pages(root: Path, data: history.History, links: layout.Links) -> None:
     _write(root / "style.css", layout.STYLE)
-    _write(root / "portal.js", layout.PORTAL_JS)
     _write(root / "index.html", pages.home(data, links))
     _write(root / "checks.html", pages.checks_index(data, links))
     _write(root / "lineage.html", pages.lineage(data, links))

@@ -99,7 +99,7 @@ class Volume:
 class Asset:
     """A published mart or a raw table."""
 
-    kind: str  # mart | raw
+    kind: str  # mart | raw | model (staging / intermediate)
     name: str  # customers | raw_shop.orders
     owner: str = "-"
     pipeline: str | None = None
@@ -131,11 +131,12 @@ class Catalog:
 
     marts: list[Asset] = field(default_factory=list)
     raw: list[Asset] = field(default_factory=list)
+    models: list[Asset] = field(default_factory=list)  # tested models that are not marts
 
     @property
     def assets(self) -> list[Asset]:
-        """Marts first, then raw tables."""
-        return self.marts + self.raw
+        """Marts first, then raw tables, then other tested models."""
+        return self.marts + self.raw + self.models
 
     @property
     def checks(self) -> list[CheckHistory]:
@@ -156,9 +157,10 @@ def load(cur, run_ids: list[str], config=None, manifest: dict | None = None) -> 
     catalog = Catalog(marts=_marts(cur, run_ids), raw=_raw_tables(cur, run_ids))
     by_name = {asset.name: asset for asset in catalog.assets}
     for check in _gx_checks(cur, run_ids) + _dbt_tests(cur, run_ids, manifest):
-        asset = by_name.get(check.table)
-        if asset is not None:
-            asset.checks.append(check)
+        if check.table not in by_name:  # a staging/intermediate model: a page of its own
+            by_name[check.table] = Asset(kind="model", name=check.table or "(no model)")
+            catalog.models.append(by_name[check.table])
+        by_name[check.table].checks.append(check)
     _describe(catalog, config, manifest)
     return catalog
 
@@ -319,6 +321,11 @@ def _describe(catalog: Catalog, config, manifest: dict) -> None:
             _thresholds(mart, pipe.mart_freshness(mart.name))
             if pipe.export and mart.name in pipe.export.models:
                 mart.downstream.append(f"export:{pipe.name} (Parquet)")
+    for model in catalog.models:
+        uid, node = models.get(model.name, (None, {}))
+        model.description = node.get("description", "")
+        model.upstream = _names(node.get("depends_on", {}).get("nodes", []), manifest)
+        model.downstream = _names(children.get(uid, []), manifest) if uid else []
     sources = manifest.get("sources", {})
     for table in catalog.raw:
         source = config.sources.get(table.source) if config else None
