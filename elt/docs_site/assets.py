@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from elt import paths
-from elt.docs_site.layout import BACK_BAR_STYLE, back_bar
+from elt.docs_site.layout import BACK_BAR_STYLE, GX_STYLE, back_bar
 
 # a tag that fetches from another host when the page loads: stylesheets, scripts, images...
 _REMOTE_TAG = re.compile(
@@ -94,7 +94,7 @@ def strip_remote(html: str, root: str = "") -> str:
     html = _REMOTE_TAG.sub(lambda m: _localise(m, root), html)
     html = _REMOTE_CSS_URL.sub("none", html)
     html = _NEWSLETTER.sub("", html)
-    html = html.replace("</head>", f"<style>{BACK_BAR_STYLE}</style></head>", 1)
+    html = html.replace("</head>", f"<style>{BACK_BAR_STYLE}{GX_STYLE}</style></head>", 1)
     return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + back_bar(root), html, count=1)
 
 
@@ -149,6 +149,14 @@ def generate_dbt_docs(target_path: Path) -> Path:
     return target_path
 
 
+def _fix_dbt_requests(html: str) -> str:
+    """dbt's page requests two URLs that cannot exist (404s in every browser console): an
+    un-built favicon path, and SVG icons whose angular template the browser fetches before
+    angular fills it in. Point the favicon nowhere and let angular set the icon links."""
+    html = html.replace("href=\"${require('./assets/favicons/favicon.ico')}\"", 'href="data:,"')
+    return html.replace('<use xlink:href="{{', '<use ng-attr-xlink:href="{{')
+
+
 def copy_dbt_docs(generated: Path, target: Path) -> Path | None:
     """Copy dbt's ``index.html``, ``manifest.json`` and ``catalog.json`` into ``target``."""
     if not (generated / "index.html").exists():
@@ -164,8 +172,8 @@ def copy_dbt_docs(generated: Path, target: Path) -> Path | None:
         data.setdefault("metadata", {})["send_anonymous_usage_stats"] = False
         manifest.write_text(json.dumps(data), encoding="utf-8")
     index = target / "index.html"
-    html = index.read_text(encoding="utf-8")
+    html = _fix_dbt_requests(index.read_text(encoding="utf-8"))
     html = html.replace("</head>", f"<style>{BACK_BAR_STYLE}</style></head>", 1)
-    html = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + back_bar("../"), html, count=1)
+    html = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + back_bar("../", "float"), html, count=1)
     index.write_text(html, encoding="utf-8")
     return index

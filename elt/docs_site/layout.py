@@ -54,7 +54,11 @@ li,p,pre{overflow-wrap:anywhere}
 BACK_BAR_STYLE = (
     "#portal-bar{position:sticky;top:0;z-index:2000;background:#1f2933;padding:6px 12px;"
     "font:14px system-ui,sans-serif}#portal-bar a{color:#cfe3ff;text-decoration:none}"
+    # dbt's own header is fixed at the top: the bar floats bottom-left there instead
+    "#portal-bar.float{position:fixed;top:auto;bottom:12px;left:12px;border-radius:6px}"
 )
+# GX tables are wider than a phone: they scroll inside themselves, not the page
+GX_STYLE = "table{display:block;overflow-x:auto;max-width:100%}"
 
 
 @dataclass
@@ -86,10 +90,10 @@ def check_page(key: str) -> str:
     return f"checks/{slug(key)}.html"
 
 
-def back_bar(root: str) -> str:
+def back_bar(root: str, css: str = "") -> str:
     """The bar injected at the top of dbt and GX pages: the way back to the portal."""
     return (
-        f'<div id="portal-bar"><a href="{root}index.html">← ELT data docs</a> · '
+        f'<div id="portal-bar" class="{css}"><a href="{root}index.html">← ELT data docs</a> · '
         f'<a href="{root}index.html#marts">marts</a> · <a href="{root}checks.html">checks</a>'
         "</div>"
     )

@@ -185,7 +185,7 @@ def test_gx_pages_load_libraries_locally_and_lose_the_newsletter() -> None:
     assert '<link rel="stylesheet" href="../../assets/vendor/bootstrap.min.css">' in offline
     assert "bootstrap-table" not in offline and "img.example" not in offline
     assert "newsletter" not in offline and '<a href="https://gx.example">GX</a>' in offline
-    assert '<body class="x"><div id="portal-bar"><a href="../../index.html">' in offline
+    assert '<body class="x"><div id="portal-bar" class=""><a href="../../index.html">' in offline
 
 
 def test_static_assets_come_from_their_packages(tmp_path: Path) -> None:
