@@ -18,6 +18,7 @@ from elt.config_values import (
     SqlIdentifier,
     StrList,
     TopName,
+    UrlOrEnv,
     did_you_mean,
 )
 
@@ -207,12 +208,21 @@ class UnknownPipelineError(KeyError):
         return str(self.args[0])
 
 
+class Lineage(Strict):
+    """Where OpenLineage events go: ``url`` (Marquez, DataHub...) or, unset, a JSON lines file
+    per run in ``.elt/lineage``."""
+
+    url: UrlOrEnv | None = None
+    namespace: str = "elt"
+
+
 class ProjectConfig(Strict):
     """The whole ``pipelines.yml``."""
 
     version: int = 1
     sources: dict[TopName, Source] = {}
     pipelines: dict[TopName, Pipeline] = {}
+    lineage: Lineage = Lineage()
     pools: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_POOLS))
     path: Path = Path("pipelines.yml")
 

@@ -251,7 +251,11 @@ class StepRunner:
 
     def notify(self, step: Step) -> tuple[int, dict]:
         """Send the run report to the pipeline's notify URLs for the events it asks for."""
+        from elt.lineage import emit_run_events
+
+        events = emit_run_events(self.config, self.pipe, self.result.run_id, self.url)
         report = self.result.report()
         if report.event not in self.pipe.notify.on:
-            return 0, {"sent": 0, "event": report.event}
-        return 0, {"sent": notify.send(self.pipe.notify.urls, report), "event": report.event}
+            return 0, {"sent": 0, "event": report.event, "lineage_events": events}
+        sent = notify.send(self.pipe.notify.urls, report)
+        return 0, {"sent": sent, "event": report.event, "lineage_events": events}

@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from elt import paths, settings
+from elt import lineage, paths, settings
 from elt.docs_site import asset_pages, assets, catalog, history, layout, pages
 
 
@@ -103,7 +103,8 @@ def _write_pages(root: Path, data: history.History, links: layout.Links) -> None
     _write(root / "style.css", layout.STYLE)
     _write(root / "index.html", pages.home(data, links))
     _write(root / "checks.html", pages.checks_index(data, links))
-    _write(root / "lineage.html", pages.lineage(data, links))
+    events = [e for run in data.latest_per_pipeline() for e in lineage.read_events(run.run_id)]
+    _write(root / "lineage.html", pages.lineage(data, links, events))
     if links.gx_index:
         _write(root / links.gx_index, pages.gx_results(data, links))
     for run in data.runs:

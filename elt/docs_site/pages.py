@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from html import escape
 
-from elt.docs_site import charts
+from elt import settings
+from elt.docs_site import charts, lineage_graph
 from elt.docs_site.catalog import Asset, CheckHistory
 from elt.docs_site.history import History, RunSummary, SourceFreshness
 from elt.docs_site.layout import (
@@ -259,23 +260,16 @@ def gx_results(history: History, links: Links) -> str:
     return layout("GX Data Docs", body, "", links)
 
 
-def lineage(history: History, links: Links) -> str:
-    """End-to-end lineage: source → raw table → marts → exports, each asset with its status."""
-    rows = []
-    for asset in history.catalog.assets:
-        state = "open" if asset.open_checks else "passing"
-        for up in asset.upstream:
-            rows.append(
-                f'<tr data-edge="{escape(up)}→{escape(asset.name)}"><td>{escape(up)}</td>'
-                f'<td><a href="{asset_page(asset.name)}">{escape(asset.name)}</a></td>'
-                f'<td class="check-{state}">{state}</td></tr>'
-            )
-        for down in asset.downstream:
-            if down.startswith(("export:", "exposure:")):
-                rows.append(
-                    f'<tr data-edge="{escape(asset.name)}→{escape(down)}">'
-                    f'<td><a href="{asset_page(asset.name)}">{escape(asset.name)}</a></td>'
-                    f"<td>{escape(down)}</td><td>-</td></tr>"
-                )
-    body = f"<h1>Lineage</h1>{table(['from', 'to', 'checks of the target'], rows, id='edges')}"
-    return layout("lineage", body, "", links)
+def lineage(history: History, links: Links, events: list[dict]) -> str:
+    """End-to-end lineage from the latest runs' OpenLineage events: source → raw → audit →
+    published → export, each dataset coloured by its latest check status."""
+    graph = lineage_graph.from_events(events, settings.published_schema())
+    rows = lineage_graph.edge_rows(graph)
+    body = (
+        "<h1>Lineage</h1>"
+        '<p class="muted">Drawn from the OpenLineage events of the latest run of each pipeline'
+        " (the same events sent to lineage.url, or written to .elt/lineage).</p>"
+        + (lineage_graph.draw(graph, history.catalog) if rows else "<p>no lineage events yet</p>")
+        + table(["from", "to", "job"], rows, id="edges")
+    )
+    return layout("lineage", body, "", links, charts=bool(rows))

@@ -154,7 +154,7 @@ def test_pages_load_nothing_from_another_host_and_escape_text() -> None:
         pages.run_detail(history.runs[0], history, links),
         asset_pages.check_detail(check, links),
         pages.gx_results(history, links),
-        pages.lineage(history, links),
+        pages.lineage(history, links, []),
     ]
     for html in rendered:
         assert not re.search(r"(src|href)=\"(https?:)?//", html)
