@@ -96,9 +96,12 @@ def _step_io(kind: str, detail: dict, step_source: str | None, ctx: dict) -> tup
         ]
         return inputs, outputs
     if kind == "export" and detail.get("rows"):
-        lake = ctx["lake"]
+        lake, prefix = ctx["lake"]
         inputs = [_dataset(wh, f"{db}.{ctx['published']}.{m}") for m in detail["rows"]]
-        outputs = [_dataset(lake, m, n, output=True) for m, n in detail["rows"].items()]
+        outputs = [
+            _dataset(lake, f"{prefix}/{m}".lstrip("/"), n, output=True)
+            for m, n in detail["rows"].items()
+        ]
         return inputs, outputs
     return [], []
 
@@ -142,7 +145,7 @@ def build_events(config, pipe, run_id: str, url: str) -> list:
         "models": models,
         "audit": settings.dbt_schema(),
         "published": settings.published_schema(),
-        "lake": _lake_namespace(pipe),
+        "lake": _lake(pipe),
     }
     pipeline_run = _run_uuid(run_id)
     job = (namespace, pipe.name)
@@ -213,18 +216,21 @@ def _model_events(ctx: dict, job: tuple[str, str], parent: tuple, at: datetime) 
     return events
 
 
-def _lake_namespace(pipe) -> str:
-    """The export target as a dataset namespace: ``s3://bucket`` or ``file://``."""
+def _lake(pipe) -> tuple[str, str]:
+    """The export target as (dataset namespace, path prefix): ``("s3://bucket", "prefix")``
+    or ``("file", "/abs/folder")``, OpenLineage's naming for object stores and local files."""
     from elt.config_values import resolve_env
 
     if pipe.export is None:
-        return "file://"
+        return "file", ""
     try:
         target = resolve_env(pipe.export.to) or ""
     except Exception:  # an unset variable: the export was skipped anyway
-        return "file://"
+        return "file", ""
     parts = urlsplit(target)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme not in ("", "file") else "file://"
+    if parts.scheme in ("", "file"):
+        return "file", str(Path(parts.path or target).resolve())
+    return f"{parts.scheme}://{parts.netloc}", parts.path.strip("/")
 
 
 def _client(config, run_id: str):

@@ -21,7 +21,7 @@ from elt.docs_site.layout import (
     table,
     when,
 )
-from elt.docs_site.pages import checks_table
+from elt.docs_site.pages import by_status, checks_table
 
 
 def _lineage_list(names: list[str], known: set[str]) -> str:
@@ -83,7 +83,7 @@ def asset_detail(asset: Asset, known: set[str], links: Links) -> str:
     body = (
         f"<h1>{kind}: {escape(asset.name)}</h1>{verdict}"
         f'<div class="scroll"><table id="facts">{rows}</table></div>{dbt}'
-        f"<h2>Checks</h2>{checks_table(asset.checks, '../', 'asset-checks')}"
+        f"<h2>Checks</h2>{checks_table(by_status(asset.checks), '../', 'asset-checks')}"
         f"<h2>Rows over time</h2>{charts.volume_chart(asset)}"
         f"<h2>Upstream</h2>{_lineage_list(asset.upstream, known)}"
         f"<h2>Downstream</h2>{_lineage_list(asset.downstream, known)}"
@@ -112,6 +112,7 @@ def check_detail(check: CheckHistory, links: Links) -> str:
     """A check's page: its status now, the last failure in detail, and its history."""
     shown = check.last_failure or check.latest
     first, resolved = check.first_failing, check.resolved_by
+    open_css = f" sev-{shown.severity}" if check.status == "open" else ""
 
     def run_link(outcome) -> str:
         if outcome is None:
@@ -121,8 +122,7 @@ def check_detail(check: CheckHistory, links: Links) -> str:
     facts = [
         (
             "status",
-            f'<span class="check-{check.status} sev-{shown.severity}" id="status">'
-            f"{check.status}</span>",
+            f'<span class="check-{check.status}{open_css}" id="status">{check.status}</span>',
         ),
         ("kind", "Great Expectations" if check.kind == "gx" else "dbt test"),
         ("on", f'<a href="../{asset_page(check.table)}">{escape(check.table)}</a>'),

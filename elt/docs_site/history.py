@@ -111,7 +111,7 @@ def _attach_steps(cur, summaries: list[RunSummary]) -> None:
         by_id[run_id].published |= kind == "publish" and status == "succeeded"
     cur.execute(
         f"select run_id, unique_id from {SCHEMA}.dbt_results where run_id = any(%s)"
-        " and status = 'skipped' order by unique_id",
+        " and status = 'skipped' and resource_type = 'model' order by unique_id",
         (list(by_id),),
     )
     for run_id, unique_id in cur.fetchall():

@@ -29,8 +29,10 @@ def _layer(namespace: str, name: str, published: str) -> tuple[str, str]:
     """(layer, short label) of a dataset."""
     if not namespace.startswith("postgres://"):
         scheme, _, rest = namespace.partition("://")
-        if scheme in ("file", "s3", "gs", "az"):
-            return "export", f"{namespace.rstrip('/')}/{name}"
+        if namespace == "file":
+            return "export", name
+        if scheme in ("s3", "gs", "az", "abfss"):
+            return "export", f"{namespace}/{name}"
         return "source", f"{rest} ({scheme})/{name}"
     schema, _, table = name.split(".", 1)[-1].partition(".")
     if schema.startswith("raw_"):

@@ -64,7 +64,7 @@ def step_grid(runs: list[RunSummary], pipeline: str, root: str = "") -> str:
         steps += [s for s in run.steps if s not in steps]
     head = "".join(
         f'<th><a href="{root}{run_page(r.run_id)}" title="{escape(r.run_id)}">'
-        f"{r.started_at:%m-%d %H:%M}</a></th>"
+        f"{r.started_at:%m-%d %H:%M:%S}</a></th>"
         for r in chosen
     )
     rows = []
@@ -124,11 +124,12 @@ def checks_table(checks: list[CheckHistory], root: str, css_id: str) -> str:
     for check in checks:
         shown = check.last_failure or check.latest
         resolved = check.resolved_by
+        open_css = f" sev-{shown.severity}" if check.status == "open" else ""
         rows.append(
             f'<tr data-check="{escape(check.key)}" data-status="{check.status}">'
             f'<td><a href="{root}{check_page(check.key)}">{escape(check.name)}</a></td>'
             f'<td><a href="{root}{asset_page(check.table)}">{escape(check.table)}</a></td>'
-            f'<td class="check-{check.status} sev-{shown.severity}">{check.status}</td>'
+            f'<td class="check-{check.status}{open_css}">{check.status}</td>'
             f'<td class="sev-{shown.severity}">{shown.severity}</td>'
             f'<td class="expected">{escape(shown.expected or "-")}</td>'
             f'<td class="observed">{escape(shown.observed)}</td>'
@@ -230,11 +231,15 @@ def run_detail(run: RunSummary, history: History, links: Links) -> str:
     return layout(f"run {run.run_id}", body, "../", links)
 
 
+def by_status(checks: list[CheckHistory]) -> list[CheckHistory]:
+    """Open checks first, then resolved, then passing."""
+    order = {"open": 0, "resolved": 1, "passing": 2}
+    return sorted(checks, key=lambda c: (order[c.status], c.table, c.name))
+
+
 def checks_index(history: History, links: Links) -> str:
     """Every check: open first, then resolved, then passing."""
-    order = {"open": 0, "resolved": 1, "passing": 2}
-    checks = sorted(history.catalog.checks, key=lambda c: (order[c.status], c.table, c.name))
-    body = f"<h1>Checks</h1>{checks_table(checks, '', 'all-checks')}"
+    body = f"<h1>Checks</h1>{checks_table(by_status(history.catalog.checks), '', 'all-checks')}"
     return layout("checks", body, "", links)
 
 

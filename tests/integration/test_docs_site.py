@@ -151,6 +151,18 @@ def test_the_run_table_shows_statuses_and_row_counts(portal: Portal, page) -> No
     page.screenshot(path=SCREENSHOTS / "portal-home.png", full_page=True)
 
 
+def test_dbt_keeps_failing_rows_where_readers_cannot_see_them(portal: Portal) -> None:
+    views = rows(
+        portal.warehouse,
+        "select count(*) from information_schema.views where table_schema = 'audit_failures'",
+    )
+    assert views[0][0] > 10  # one per dbt test (store_failures_as: view)
+    reader = rows(
+        portal.warehouse, "select has_schema_privilege('elt_reader', 'audit_failures', 'usage')"
+    )
+    assert reader == [(False,)]
+
+
 def _moved_clock(page, hours: float) -> None:
     """The browser's clock set ``hours`` after now (the page computes ages from it)."""
     from datetime import UTC, datetime, timedelta
@@ -214,6 +226,16 @@ def test_the_failed_run_page_says_nothing_was_published(portal: Portal, page) ->
     grid = page.locator("table.grid")
     assert grid.locator('tr[data-step="publish"] td.cell-succeeded').count() == 3
     page.screenshot(path=SCREENSHOTS / "portal-run.png", full_page=True)
+
+
+def test_the_lineage_page_draws_source_raw_mart_and_export(portal: Portal, page) -> None:
+    page.goto(portal.url + "lineage.html")
+    page.wait_for_selector("#lineage-graph .main-svg")
+    edges = page.locator("#edges tr[data-from]").all()
+    pairs = {(e.get_attribute("data-from"), e.get_attribute("data-to")) for e in edges}
+    assert ("shop (sql_database)/orders", "raw_shop.orders") in pairs  # the dlt source
+    assert any(f == "customers" and t.endswith("/customers") for f, t in pairs)  # the export
+    assert any(t == "customers" for f, t in pairs)  # published from the audit schema
 
 
 def test_the_dbt_link_opens_the_lineage_page(portal: Portal, page) -> None:

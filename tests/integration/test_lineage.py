@@ -87,7 +87,7 @@ def test_the_file_transport_writes_the_events_and_the_graph_has_source_and_expor
     assert {"source", "raw", "published", "export"} <= layers
     labels = {(graph.nodes[a][1], graph.nodes[b][1]) for a, b, _ in graph.edges}
     assert ("crm (sql_database)/leads", "raw_crm.leads") in labels
-    assert ("leads", "s3://lake/leads") in labels
+    assert ("leads", "s3://lake/crm/leads") in labels
 
 
 def test_the_http_transport_posts_every_event_to_the_url_from_pipelines_yml(
