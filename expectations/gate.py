@@ -92,54 +92,23 @@ def run_quality(
     """Run the pipeline's checks of ``stage``, record them in elt_meta.checks, build Data Docs.
 
     At the raw stage the anomaly rules (volume, freshness) run beside the GX suites."""
-    outcome = _run_suites(
-        config, pipeline, run_id=run_id, url=url, stage=stage, load_id=load_id, source=source
-    )
-    if stage == "raw":
-        pipe = config.pipeline(pipeline) if isinstance(pipeline, str) else pipeline
-        schemas = _raw_schemas(url, config, load_id, source)
-        found = run_anomaly_checks(pipe, url=url, load_id=load_id, schemas=schemas)
-        runs.record_checks(url, run_id, found)
-        outcome.checks += found
-    return outcome
-
-
-def _run_suites(
-    config: ProjectConfig,
-    pipeline: Pipeline | str,
-    *,
-    run_id: str,
-    url: str,
-    stage: Stage,
-    load_id: str | None = None,
-    source: str | None = None,
-) -> QualityOutcome:
     started = time.monotonic()
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {', '.join(STAGES)} (got {stage!r})")
     pipe = config.pipeline(pipeline) if isinstance(pipeline, str) else pipeline
     outcome = QualityOutcome(pipeline=pipe.name, stage=stage)
-    generated = generated_suites(pipe)
-    if not generated and not pipe.quality.suites:
-        return outcome
-    handwritten = handwritten_suites(pipe, gx_context.gx_dir() / "expectations")
     schemas = _raw_schemas(url, config, load_id, source) if stage == "raw" else None
-    plans = for_stage([*generated, *handwritten], stage, schemas)
-    if not plans:  # nothing to check at this stage: do not pay for importing GX
-        return outcome
-    gate = _Gate(run_id, url, stage, load_id, settings.dbt_schema(), pipe.quality.on_failure)
-    with gx_context.locked():
-        context = gx_context.open_context(url, gate.audit_schema)
-        sync.prune_generated(context, pipe.name, {plan.name for plan in generated})
-        for plan in generated:  # every stage's suite, so the files in git stay complete
-            sync.sync_generated_suite(context, plan)
-        results = []
-        for name, group in _groups(pipe.name, stage, plans, load_id, schemas).items():
-            checks, result = gate.run_checkpoint(context, name, group)
-            outcome.checks += checks
-            results += [result] if result is not None else []
-        outcome.docs_index = docs.build(context, results)
-    gate.fill_observed(outcome.checks, {plan.name: plan for plan in plans})
+    generated = generated_suites(pipe)
+    if generated or pipe.quality.suites:
+        handwritten = handwritten_suites(pipe, gx_context.gx_dir() / "expectations")
+        plans = for_stage([*generated, *handwritten], stage, schemas)
+        if plans:  # else nothing to check at this stage: do not pay for importing GX
+            gate = _Gate(
+                run_id, url, stage, load_id, settings.dbt_schema(), pipe.quality.on_failure
+            )
+            outcome.checks, outcome.docs_index = gate.run(pipe.name, plans, generated, schemas)
+    if stage == "raw":
+        outcome.checks += run_anomaly_checks(pipe, url=url, load_id=load_id, schemas=schemas)
     runs.record_checks(url, run_id, outcome.checks)
     outcome.duration_s = time.monotonic() - started
     return outcome
@@ -199,6 +168,29 @@ class _Gate:
     @property
     def by_load(self) -> bool:
         return self.stage == "raw" and self.load_id is not None
+
+    def run(
+        self,
+        pipeline: str,
+        plans: list[SuitePlan],
+        generated: list[SuitePlan],
+        schemas: set[str] | None,
+    ) -> tuple[list[CheckResult], Path | None]:
+        """Run the suites' checkpoints: their checks and the Data Docs index."""
+        checks: list[CheckResult] = []
+        with gx_context.locked():
+            context = gx_context.open_context(self.url, self.audit_schema)
+            sync.prune_generated(context, pipeline, {plan.name for plan in generated})
+            for plan in generated:  # every stage's suite, so the files in git stay complete
+                sync.sync_generated_suite(context, plan)
+            results = []
+            for name, group in _groups(pipeline, self.stage, plans, self.load_id, schemas).items():
+                found, result = self.run_checkpoint(context, name, group)
+                checks += found
+                results += [result] if result is not None else []
+            docs_index = docs.build(context, results)
+        self.fill_observed(checks, {plan.name: plan for plan in plans})
+        return checks, docs_index
 
     def existing_tables(self, targets: list[Target]) -> set[tuple[str, str]]:
         """The (schema, table) pairs of ``targets`` that exist (tables or views)."""

@@ -24,6 +24,15 @@ from elt.docs_site.layout import (
 from elt.docs_site.pages import by_status, checks_table
 
 
+def _dbt_link(links: Links, route: str, css_id: str, what: str) -> str:
+    """A link to a node's page in the copied dbt docs ('' without dbt docs)."""
+    if not links.dbt_index:
+        return ""
+    page = links.dbt_index.split("#")[0]
+    href = f"../{page}#!/{quote(route, safe='./')}"
+    return f'<p><a id="{css_id}" href="{href}">this {what} in the dbt docs</a></p>'
+
+
 def _lineage_list(names: list[str], known: set[str]) -> str:
     items = [
         f'<li><a href="../{asset_page(n)}">{escape(n)}</a></li>'
@@ -75,11 +84,8 @@ def asset_detail(asset: Asset, known: set[str], links: Links) -> str:
         if open_checks
         else '<div class="banner" id="verdict">every check passes in its latest run</div>'
     )
-    dbt = ""
-    if links.dbt_index and asset.kind == "mart":
-        page = links.dbt_index.split("#")[0]
-        target = f"../{page}#!/model/model.elt.{quote(asset.name)}"
-        dbt = f'<p><a id="dbt-model" href="{target}">this model in the dbt docs</a></p>'
+    route = f"model/model.elt.{asset.name}"
+    dbt = _dbt_link(links, route, "dbt-model", "model") if asset.kind != "raw" else ""
     body = (
         f"<h1>{kind}: {escape(asset.name)}</h1>{verdict}"
         f'<div class="scroll"><table id="facts">{rows}</table></div>{dbt}'
@@ -141,11 +147,7 @@ def check_detail(check: CheckHistory, links: Links) -> str:
         for o in reversed(check.outcomes)
     ]
     message = shown.details.get("message") or shown.details.get("error")
-    dbt = ""
-    if check.unique_id and links.dbt_index:
-        page = links.dbt_index.split("#")[0]
-        target = f"../{page}#!/test/{quote(check.unique_id, safe='.')}"
-        dbt = f'<p><a id="dbt-test" href="{target}">this test in the dbt docs</a></p>'
+    dbt = _dbt_link(links, f"test/{check.unique_id}", "dbt-test", "test") if check.unique_id else ""
     body = (
         f"<h1>Check: {escape(check.name)}</h1>"
         f'<div class="scroll"><table id="check-facts">{rows}</table></div>'
