@@ -40,6 +40,7 @@ from expectations.results import (
     missing_table_check,
 )
 from expectations.rules import observed_query
+from expectations.samples import failing_keys, key_columns
 from expectations.targets import STAGES, Stage, Target
 
 __all__ = ["CheckResult", "QualityConfigError", "QualityOutcome", "run_quality"]
@@ -107,6 +108,7 @@ def run_quality(
                 run_id, url, stage, load_id, settings.dbt_schema(), pipe.quality.on_failure
             )
             outcome.checks, outcome.docs_index = gate.run(pipe.name, plans, generated, schemas)
+            gate.fill_samples(outcome.checks, plans, config)
     if stage == "raw":
         outcome.checks += run_anomaly_checks(pipe, url=url, load_id=load_id, schemas=schemas)
     runs.record_checks(url, run_id, outcome.checks)
@@ -264,6 +266,21 @@ class _Gate:
             for check, query, target in todo:
                 cur.execute(query.format(batch=self.relation(target).as_string(conn)))
                 check.observed_value = json_safe(cur.fetchone()[0])
+
+    def fill_samples(
+        self, checks: list[CheckResult], plans: list[SuitePlan], config: ProjectConfig
+    ) -> None:
+        """A failed column rule keeps the keys of some rows it found (details["sample"])."""
+        by_suite = {plan.name: plan for plan in plans}
+        failed = [c for c in checks if not c.success and c.suite in by_suite]
+        with runs.connect(self.url) as conn, conn.cursor() as cur:
+            for check in failed:
+                plan = by_suite[check.suite]
+                rule = plan.rules.get(check.expectation_name)
+                keys = key_columns(config, plan.target.schema, plan.target.table) if rule else []
+                found = failing_keys(cur, rule, self.relation(plan.target), keys) if keys else None
+                if found:
+                    check.details["sample"] = found
 
     def relation(self, target: Target) -> sql.Composable:
         """What ``{batch}`` means for ``target`` in this run: the table, or one load's rows."""

@@ -90,22 +90,27 @@ def asset_detail(asset: Asset, known: set[str], links: Links) -> str:
         f"<h1>{kind}: {escape(asset.name)}</h1>{verdict}"
         f'<div class="scroll"><table id="facts">{rows}</table></div>{dbt}'
         f"<h2>Checks</h2>{checks_table(by_status(asset.checks), '../', 'asset-checks')}"
-        f"<h2>Rows over time</h2>{charts.volume_chart(asset)}"
-        f"<h2>Upstream</h2>{_lineage_list(asset.upstream, known)}"
-        f"<h2>Downstream</h2>{_lineage_list(asset.downstream, known)}"
+        + "".join(
+            f'<div class="open-sample" data-check="{escape(c.key)}">'
+            f"{_sample(c.latest.details, f'{escape(c.name)}: sample failing rows')}</div>"
+            for c in open_checks
+        )
+        + f"<h2>Rows over time</h2>{charts.volume_chart(asset)}"
+        + f"<h2>Upstream</h2>{_lineage_list(asset.upstream, known)}"
+        + f"<h2>Downstream</h2>{_lineage_list(asset.downstream, known)}"
     )
     return layout(f"{asset.name}", body, "../", links, charts=True)
 
 
-def _sample(details: dict) -> str:
+def _sample(details: dict, title: str = "Sample failing rows") -> str:
     sample = details.get("sample")
     if sample:
         rows = [
             "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>"
             for row in sample["rows"]
         ]
-        return "<h2>Sample failing rows</h2>" + table(
-            [str(c) for c in sample["columns"]], rows, id="failing-rows"
+        return f"<h2>{title}</h2>" + table(
+            [str(c) for c in sample["columns"]], rows, class_="failing-rows"
         )
     values = details.get("partial_unexpected_list")
     if values:

@@ -98,6 +98,20 @@ def strip_remote(html: str, root: str = "") -> str:
     return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + back_bar(root), html, count=1)
 
 
+_LOCAL_HREF = re.compile(r'href="([^"#:?]+\.html)"')
+
+
+def _drop_dead_links(html: str, page: Path) -> str:
+    """Links to pages GX no longer has (a suite deleted since) lose their href: GX's index
+    keeps listing old validation results whose suite page is gone."""
+
+    def keep(match: re.Match) -> str:
+        exists = (page.parent / match.group(1)).exists()
+        return match.group(0) if exists else f'data-missing="{match.group(1)}"'
+
+    return _LOCAL_HREF.sub(keep, html)
+
+
 def copy_gx_docs(target: Path, source: Path | None = None) -> Path | None:
     """Copy GX Data Docs (default ``.elt/docs/gx``) into ``target``, offline; None if absent."""
     source = source or paths.state_dir() / "docs" / "gx"
@@ -108,7 +122,8 @@ def copy_gx_docs(target: Path, source: Path | None = None) -> Path | None:
     site = target.parent
     for page in target.rglob("*.html"):
         root = "../" * (len(page.relative_to(site).parts) - 1)
-        page.write_text(strip_remote(page.read_text(encoding="utf-8"), root), encoding="utf-8")
+        html = _drop_dead_links(strip_remote(page.read_text(encoding="utf-8"), root), page)
+        page.write_text(html, encoding="utf-8")
     for sheet in target.rglob("*.css"):
         sheet.write_text(_REMOTE_CSS_URL.sub("none", sheet.read_text(encoding="utf-8")))
     return target / "index.html"

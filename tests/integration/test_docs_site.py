@@ -184,6 +184,10 @@ def test_the_customers_mart_page_answers_can_i_trust_it(portal: Portal, page) ->
     assert warning.locator("td.expected").inner_text() == "≤ 10 % null"
     assert "% of rows" in warning.locator("td.observed").inner_text()
     assert "sev-warn" in warning.locator("td").nth(2).get_attribute("class")
+    sample = page.locator(".open-sample table.failing-rows")  # keys of the failing rows
+    assert sample.locator("th").first.inner_text() == "customer_id"
+    keys = sample.locator("tr td:first-child").all_inner_texts()
+    assert keys and all(key.startswith("ghost-") for key in keys)
     page.wait_for_selector("#volume .main-svg")  # plotly drew the chart
     page.screenshot(path=SCREENSHOTS / "portal-mart.png", full_page=True)
     warning.locator("a").first.click()

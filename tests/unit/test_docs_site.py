@@ -166,7 +166,7 @@ def test_a_failing_dbt_check_shows_its_sample_rows() -> None:
     check = _check(("r1", False))
     check.outcomes[0].details = {"sample": {"columns": ["customer_id"], "rows": [["c-<1>"]]}}
     html = asset_pages.check_detail(check, layout.Links())
-    assert '<table id="failing-rows"><tr><th>customer_id</th></tr>' in html
+    assert '<table class="failing-rows"><tr><th>customer_id</th></tr>' in html
     assert "<td>c-&lt;1&gt;</td>" in html
 
 
@@ -217,3 +217,13 @@ def test_freshness_thresholds_must_be_ordered() -> None:
     assert ok.error_after.total_seconds() == 86400
     with pytest.raises(ValueError, match="error_after is shorter than warn_after"):
         Freshness(warn_after=parse_duration("2d"), error_after=parse_duration("1d"))
+
+
+def test_gx_links_to_pages_that_are_gone_lose_their_href(tmp_path: Path) -> None:
+    (tmp_path / "expectations").mkdir()
+    (tmp_path / "expectations" / "orders.html").write_text("<html></html>")
+    page = tmp_path / "index.html"
+    html = '<a href="expectations/orders.html">o</a><a href="expectations/gone.html">g</a>'
+    kept = assets._drop_dead_links(html, page)
+    assert '<a href="expectations/orders.html">o</a>' in kept
+    assert '<a data-missing="expectations/gone.html">g</a>' in kept
