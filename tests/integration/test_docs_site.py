@@ -262,6 +262,7 @@ def test_gx_pages_keep_their_styling_offline(portal: Portal, page) -> None:
     assert page.evaluate("getComputedStyle(document.body).fontFamily") != ""
     assert "newsletter" not in page.inner_text("body")
     page.click("#portal-bar a")
+    page.wait_for_url(portal.url + "index.html")
     assert page.title() == "ELT data docs"
 
 
