@@ -104,6 +104,38 @@ def status() -> None:
     console.print(table)
     if not state.running:
         raise typer.Exit(3)
+    _print_runs()
+
+
+def _print_runs() -> None:
+    """Close the runs whose process died (alerting once), then list what runs now."""
+    from elt import lifecycle, runs
+
+    url = settings.warehouse_url()
+    runs.migrate(url)
+    closed = lifecycle.reap(url, _load_config())
+    for run in closed:
+        err.print(
+            f"[yellow]closed abandoned run[/] {run.run_id} ({run.pipeline}, by"
+            f" {run.orchestrator}): {run.reason}",
+            highlight=False,
+        )
+    running = lifecycle.running(url)
+    if not running:
+        console.print("no pipeline is running")
+        return
+    table = Table(title="running")
+    for column in ("pipeline", "run", "by", "started", "lease until"):
+        table.add_column(column)
+    for row in running:
+        table.add_row(
+            row.pipeline,
+            row.run_id,
+            row.orchestrator,
+            f"{row.started_at:%H:%M:%S}",
+            f"{row.expires_at:%H:%M:%S}" if row.expires_at else "-",
+        )
+    console.print(table)
 
 
 @app.command()
@@ -294,20 +326,49 @@ def build(
 def run(
     pipeline: Annotated[str, typer.Argument(help="Pipeline name from pipelines.yml.")],
     full_refresh: Annotated[bool, typer.Option(help="Reload and rebuild from scratch.")] = False,
+    with_upstream: Annotated[
+        bool, typer.Option(help="First run the pipelines it depends_on (upstream first).")
+    ] = False,
 ) -> None:
     """Run a pipeline end to end, in-process: ingest → dbt build → gate → publish → notify."""
-    from elt.runner import run_pipeline
+    from elt.lease import PipelineBusyError
+    from elt.runner import upstream_pipelines
 
     config = _load_config()
     if pipeline not in config.pipelines:
         raise _fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
-    started = time.monotonic()
+    order = [*upstream_pipelines(config, pipeline), pipeline] if with_upstream else [pipeline]
+    _stop_on_sigterm()
+    for name in order:
+        try:
+            result = _run_one(config, name, full_refresh)
+        except PipelineBusyError as exc:
+            raise _fail(str(exc), 3) from None
+        if result.status != "succeeded":
+            raise _fail(f"run {result.run_id} failed: {result.error}")
 
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler or `kill`) stops a run as Ctrl-C does: recorded and alerted."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _run_one(config, pipeline: str, full_refresh: bool):
+    from elt.runner import run_pipeline
+
+    started = time.monotonic()
     with console.status(f"running {pipeline}…") as spinner:
 
         def show(event: str, step, record) -> None:
             if event == "start":
                 spinner.update(f"{step.id}…")
+            elif record is None:
+                return
             elif record.detail.get("skipped"):
                 console.print(f"[yellow]-[/] {step.id} skipped: {record.detail['skipped']}")
             elif record.status == "succeeded":
@@ -324,8 +385,7 @@ def run(
             progress=lambda message: spinner.update(redact(message)),
         )
     _print_summary(result, time.monotonic() - started)
-    if result.status != "succeeded":
-        raise _fail(f"run {result.run_id} failed: {result.error}")
+    return result
 
 
 def _print_summary(result, wall_s: float) -> None:

@@ -142,6 +142,14 @@ def _check_pools(data: dict, report: _Report) -> None:
                     f"unknown pool '{pool}'",
                     did_you_mean(pool, declared) or f"declare it under pools: ({pool}: <slots>)",
                 )
+            slots = _mapping(item).get("pool_slots")
+            size = declared.get(pool) if isinstance(pool, str) else None
+            if isinstance(slots, int) and isinstance(size, int) and slots > size:
+                report.add(
+                    (section, name, "pool_slots"),
+                    f"pool_slots {slots} is more than pool '{pool}' has ({size})",
+                    f"lower pool_slots or raise pools: {pool}: {slots}",
+                )
 
 
 def _check_resource_parents(data: dict, report: _Report) -> None:

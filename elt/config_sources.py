@@ -85,6 +85,8 @@ class _SourceBase(Strict):
     contract: Contract = "evolve"
     retries: Retries | None = None
     pool: str | None = None
+    # slots of the pool one ingest of this source takes (a heavy source can take several)
+    pool_slots: int = Field(1, ge=1)
 
     @property
     def dataset(self) -> str:

@@ -15,7 +15,7 @@ from elt.runs import DbtResultRecord
 
 # statuses that mean "a node did not do its job": skipped nodes count, so a run whose model
 # was skipped because an upstream test failed is never reported as a success
-_BAD_STATUSES = {"error", "fail", "skipped", "runtime error"}
+FAILED_STATUSES = ("error", "fail", "skipped", "runtime error")
 
 
 class DbtError(RuntimeError):
@@ -42,7 +42,7 @@ class DbtOutcome:
     @property
     def failed(self) -> list[DbtResultRecord]:
         """Nodes that errored, failed, warned-as-error or were skipped."""
-        return [r for r in self.results if r.status in _BAD_STATUSES]
+        return [r for r in self.results if r.status in FAILED_STATUSES]
 
     @property
     def warned(self) -> list[DbtResultRecord]:

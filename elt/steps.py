@@ -17,8 +17,6 @@ from elt import dbt, notify, publish, runs
 from elt.config import Pipeline, ProjectConfig
 from elt.spec import Step
 
-_FAILED_DBT_STATUSES = ("error", "fail", "skipped", "runtime error")
-
 
 class StepError(RuntimeError):
     """A step failed; the message says which and why."""
@@ -66,6 +64,31 @@ class RunResult:
         )
 
 
+def node_name(unique_id: str) -> str:
+    """A dbt node's readable name: ``test.elt.not_null_x.ab12`` → ``not_null_x``."""
+    parts = unique_id.split(".")
+    if parts[0] == "test" and len(parts) == 4:
+        return parts[2]
+    return ".".join(parts[2:]) or unique_id
+
+
+def close_gate_on_failed_nodes(url: str, run_id: str) -> None:
+    """Raise :class:`StepError` when a dbt node of the run failed or was skipped."""
+    with runs.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"select unique_id, coalesce(message, status) from {runs.SCHEMA}.dbt_results"
+            " where run_id = %s and status = any(%s) order by unique_id",
+            (run_id, list(dbt.FAILED_STATUSES)),
+        )
+        failed = cur.fetchall()
+    if failed:
+        lines = "; ".join(f"{node_name(uid)}: {message}" for uid, message in failed[:10])
+        raise StepError(
+            f"quality gate closed: {len(failed)} dbt node(s) failed or were skipped"
+            f" ({lines}); nothing was published"
+        )
+
+
 class StepRunner:
     """Runs the steps of one run of one pipeline; ``run(step)`` dispatches on its kind."""
 
@@ -88,7 +111,17 @@ class StepRunner:
 
     def run(self, step: Step) -> tuple[int | None, dict]:
         """Run ``step``; returns (rows it handled, detail for elt_meta.steps)."""
-        return getattr(self, step.kind)(step)
+        handlers: dict[str, Callable[[Step], tuple[int | None, dict]]] = {
+            "ingest": self.ingest,
+            "transform": self.transform,
+            "quality": self.quality,
+            "publish": self.publish,
+            "export": self.export,
+            "notify": self.notify,
+        }
+        if step.kind not in handlers:
+            raise StepError(f"{step.id}: no step runner for kind {step.kind!r}")
+        return handlers[step.kind](step)
 
     def _drop_staging_views(self) -> None:
         """A full refresh makes dlt drop the raw tables, which dbt's staging views depend
@@ -179,19 +212,7 @@ class StepRunner:
     def quality(self, step: Step) -> tuple[int, dict]:
         """The gate: closed when a dbt node of this run failed or was skipped, or a GX
         check of severity `fail` failed; `warn` checks are recorded and notified only."""
-        with runs.connect(self.url) as conn, conn.cursor() as cur:
-            cur.execute(
-                f"select unique_id, coalesce(message, status) from {runs.SCHEMA}.dbt_results"
-                " where run_id = %s and status = any(%s) order by unique_id",
-                (self.result.run_id, list(_FAILED_DBT_STATUSES)),
-            )
-            failed = cur.fetchall()
-        if failed:
-            names = ", ".join(unique_id.split(".")[-1] for unique_id, _ in failed[:10])
-            raise StepError(
-                f"quality gate closed: {len(failed)} dbt node(s) failed or were skipped"
-                f" ({names}); nothing was published"
-            )
+        close_gate_on_failed_nodes(self.url, self.result.run_id)
         checks = self._check("audit")
         warned = len(self.result.dbt.warned) if self.result.dbt else 0
         warned += len(self.result.check_warnings)
