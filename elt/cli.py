@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from elt import paths, settings
+from elt.cli_support import err, fail, load_config
 from elt.docs_site.cli import docs_app
 from elt.redact import redact
 from expectations.cli import validate as validate_checks
@@ -32,13 +33,7 @@ app.add_typer(prefect_app, name="prefect", help="Run pipelines as Prefect flows 
 app.add_typer(airflow_app, name="airflow", help="Run pipelines as Airflow DAGs (Cosmos).")
 
 console = Console()
-err = Console(stderr=True, soft_wrap=True)
 _state = {"verbose": False}
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {redact(message)}", highlight=False)
-    return typer.Exit(code)
 
 
 @app.callback()
@@ -191,12 +186,7 @@ def validate_config(
 
 
 def _load_config():
-    from elt.config import ConfigError, load
-
-    try:
-        return load(check_env=False)
-    except ConfigError as exc:
-        raise _fail(f"{exc}\nRun `elt validate-config` for details.", 2) from None
+    return load_config(check_env=False)
 
 
 # the quality gate's own command (its GX import happens only when it runs)
@@ -281,7 +271,7 @@ def ingest(
     names = sources or list(config.sources)
     unknown = [name for name in names if name not in config.sources]
     if unknown:
-        raise _fail(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(config.sources)}")
+        raise fail(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(config.sources)}")
     url = settings.warehouse_url()
     rows: dict[str, int] = {}
     for name in names:
@@ -316,7 +306,7 @@ def build(
     )
     if not outcome.success:
         details = "\n".join(f"  {r.unique_id}: {r.message or r.status}" for r in outcome.failed)
-        raise _fail(f"dbt build failed; nothing was published\n{details or outcome.error}")
+        raise fail(f"dbt build failed; nothing was published\n{details or outcome.error}")
     if publish_marts:
         result = publish.publish()
         console.print(f"[green]published[/] {len(result.tables)} marts to {result.schema}")
@@ -336,16 +326,16 @@ def run(
 
     config = _load_config()
     if pipeline not in config.pipelines:
-        raise _fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
+        raise fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
     order = [*upstream_pipelines(config, pipeline), pipeline] if with_upstream else [pipeline]
     _stop_on_sigterm()
     for name in order:
         try:
             result = _run_one(config, name, full_refresh)
         except PipelineBusyError as exc:
-            raise _fail(str(exc), 3) from None
+            raise fail(str(exc), 3) from None
         if result.status != "succeeded":
-            raise _fail(f"run {result.run_id} failed: {result.error}")
+            raise fail(f"run {result.run_id} failed: {result.error}")
 
 
 def _stop_on_sigterm() -> None:
@@ -437,7 +427,7 @@ def export_command(
                 models, to, run_date=day, run_id=runs.new_run_id(name or "export")
             )
     except (ExportError, MissingEnvError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     table = Table(title=f"exported to {result.location} (run_date={result.run_date})")
     table.add_column("model")
     table.add_column("rows", justify="right")
@@ -457,16 +447,16 @@ def _export_settings(
     if pipeline is None:
         declaring = [name for name, pipe in config.pipelines.items() if pipe.export]
         if len(declaring) != 1:
-            raise _fail(
+            raise fail(
                 "name the pipeline whose export: block to use, or give --to and --model"
                 f" (pipelines with export: {', '.join(declaring) or 'none'})"
             )
         pipeline = declaring[0]
     if pipeline not in config.pipelines:
-        raise _fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
+        raise fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
     spec = config.pipelines[pipeline].export
     if spec is None and not (to and models):
-        raise _fail(
+        raise fail(
             f"pipeline {pipeline!r} has no export: block; add one to pipelines.yml"
             " or give --to and --model"
         )
@@ -479,7 +469,7 @@ def _parse_date(text: str):
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise _fail(f"--run-date must be a date YYYY-MM-DD (got {text!r})") from None
+        raise fail(f"--run-date must be a date YYYY-MM-DD (got {text!r})") from None
 
 
 def main() -> None:

@@ -54,7 +54,13 @@ class StepTimedOut(StepFailed, TimeoutError):
 
 
 class _Stop(BaseException):
-    """Raised inside a step's thread to stop it at its timeout."""
+    """Raised inside a step's thread to stop it at its timeout (a BaseException, so that
+    library code catching Exception does not swallow it)."""
+
+
+# what a step stopped at its timeout raises; an orchestrator adds its own (Airflow's
+# AirflowTaskTimeout is a BaseException of its own)
+TIMEOUT_ERRORS: list[type[BaseException]] = [TimeoutError, _Stop]
 
 
 def measure_step(
@@ -212,15 +218,18 @@ class Run:
 
         record, error = measure_step(body, step)
         record.detail["attempt"] = attempt
+        timed_out = error is not None and isinstance(error, tuple(TIMEOUT_ERRORS))
+        if timed_out:
+            seconds = step.timeout.total_seconds() if step.timeout else 0
+            record.detail.update(timed_out=True, error=f"timed out after {seconds:.0f} s")
         if step.kind == "notify":
             record.detail["limits_exceeded"] = self.check_limits()
         self.record(record)
         if error is None:
             return record
-        reason = redact(f"{type(error).__name__}: {error}")
-        if isinstance(error, StepTimedOut | TimeoutError):
-            raise StepTimedOut(f"{step.id}: {error}")
-        raise StepFailed(f"{step.id}: {reason}")
+        if timed_out:
+            raise StepTimedOut(f"{step.id}: {record.detail['error']}")
+        raise StepFailed(f"{step.id}: {redact(f'{type(error).__name__}: {error}')}")
 
     def run_step(self, step: Step, sleep: Callable[[float], None] = time.sleep) -> bool:
         """`elt run`'s way: attempt ``step`` with its retries, retry delay and timeout;
@@ -231,7 +240,10 @@ class Run:
                 call_with_timeout(lambda a=attempt: self._attempt_rows(step, a), timeout)
                 return True
             except StepTimedOut as exc:
-                self._timed_out(step, attempt, str(exc))
+                if not any(
+                    s.step_id == step.id and s.detail.get("timed_out") for s in self.result.steps
+                ):
+                    self._timed_out(step, attempt, str(exc))
                 return False  # a hang is not retried: the next attempt would hang too
             except StepFailed:
                 if attempt > step.retries:
@@ -254,7 +266,7 @@ class Run:
             status="failed",
             started_at=datetime.fromtimestamp(now.timestamp() - timeout, UTC),
             finished_at=now,
-            detail={"error": reason, "attempt": attempt, "timed_out": True},
+            detail={"error": reason.split(": ", 1)[-1], "attempt": attempt, "timed_out": True},
         )
         self.record(record)
 

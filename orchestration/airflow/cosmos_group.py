@@ -45,11 +45,11 @@ import yaml
 
 from elt import paths
 from elt.config import Pipeline
-from orchestration.airflow import manifest, tasks
+from orchestration.airflow import compat, manifest, tasks
 from orchestration.airflow.node_report import DbtNodeReport, node_converter
 
 GROUP_ID = tasks.GROUP_DBT
-PRODUCER_ID = f"{GROUP_ID}.dbt_producer_watcher"
+PRODUCER_ID = f"{GROUP_ID}.{compat.PRODUCER_TASK}"
 NODE_TYPES = ("model", "seed", "snapshot", "test")
 _MART_MATERIALIZATIONS = ("table", "incremental")
 # dbt in a child process (default) or in the task's process: see the module docstring
@@ -139,8 +139,8 @@ def build_dbt_group(
     )
     producer = group.dag.get_task(PRODUCER_ID)
     _wire(group, producer, pool=pool, pool_slots=pool_slots, timeout=timeout)
-    _attach_tests(group, group.dbt_graph.tests_per_model)
-    nodes = group.dbt_graph.filtered_nodes
+    _attach_tests(group, compat.tests_per_model(group))
+    nodes = compat.rendered_nodes(group)
     return DbtGroup(
         group=group,
         producer=producer,

@@ -21,9 +21,11 @@ class GateStepRunner(StepRunner):
     """The gate as ``elt run`` runs it, after what only Airflow can know: every task before
     the gate succeeded and every node of the rendered dbt graph reported a result."""
 
-    def __init__(self, *args: Any, context: dict[str, Any], expected: Iterable[str], **kw: Any):
+    def __init__(
+        self, *args: Any, airflow_context: dict[str, Any], expected: Iterable[str], **kw: Any
+    ):
         super().__init__(*args, **kw)
-        self.context, self.expected = context, tuple(expected)
+        self.context, self.expected = airflow_context, tuple(expected)
 
     def quality(self, step: Step) -> tuple[int, dict]:
         """Close the gate on failed nodes, failed upstream tasks or unreported nodes first."""

@@ -89,9 +89,7 @@ def judge(results: list[runs.DbtResultRecord]) -> None:
         )
     failed = [r for r in results if r.status in _FAILED]
     if failed:
-        lines = "; ".join(
-            f"{node_name(r.unique_id)}: {r.message or r.status}" for r in failed
-        )
+        lines = "; ".join(f"{node_name(r.unique_id)}: {r.message or r.status}" for r in failed)
         raise StepError(redact(f"{len(failed)} dbt node(s) failed: {lines}"))
     skipped = [node_name(r.unique_id) for r in results if r.status == "skipped"]
     if skipped:

@@ -53,7 +53,7 @@ def settle_and_notify(pipeline: str, step_id: str, context: dict[str, Any]) -> N
         run.result.started = _started_clock(url, run.run_id)
         run.failures = task_failures(failed_tasks(context, skip=context["ti"].task_id))
         try:
-            run.attempt(run.plan.step(step_id), context["ti"].try_number)
+            tasks.attempt(run, step_id, context)
         finally:
             run.finish()
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from elt import config as elt_config
 from elt import settings
 from elt.redact import redact
+from orchestration.airflow import compat
 
 if TYPE_CHECKING:
     from elt import runs
@@ -33,7 +34,10 @@ GROUP_DBT = "dbt"
 DBT_STEP = "dbt_build"
 # The producer's own state says nothing the node tasks do not: after a node is retried by
 # clearing it, the producer stays failed while every node succeeded.
-PRODUCER_TASKS = (f"{GROUP_DBT}.dbt_producer_watcher", f"{GROUP_DBT}.dbt_producer_watcher_done")
+PRODUCER_TASKS = (
+    f"{GROUP_DBT}.{compat.PRODUCER_TASK}",
+    f"{GROUP_DBT}.{compat.PRODUCER_TASK}_done",
+)
 _started: dict[tuple, tuple[datetime, float]] = {}
 
 
@@ -42,9 +46,15 @@ _started: dict[tuple, tuple[datetime, float]] = {}
 
 def prepare_task(context: dict[str, Any]) -> None:
     """``pre_execute`` of every task: tool environment (warehouse, homes) and a start mark."""
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    from elt import lifecycle
+
     settings.load_local_env()
     settings.apply_tool_env()
     logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
+    if AirflowTaskTimeout not in lifecycle.TIMEOUT_ERRORS:
+        lifecycle.TIMEOUT_ERRORS.append(AirflowTaskTimeout)
     _started[_task_key(context)] = (datetime.now(UTC), _cpu_seconds())
 
 
@@ -106,7 +116,20 @@ def start_run(pipeline: str, **context: Any) -> str:
 def run_step(pipeline: str, step_id: str, **context: Any) -> None:
     """Run one plan step (ingest, publish, export) with the same code ``elt run`` runs."""
     with attached_run(pipeline, context) as run:
+        attempt(run, step_id, context)
+
+
+def attempt(run: Run, step_id: str, context: dict[str, Any]) -> None:
+    """One attempt of a step, numbered as Airflow counts tries. A step stopped at its
+    timeout is not retried (as under `elt run` and Prefect): the next try would hang too."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from elt.lifecycle import StepTimedOut
+
+    try:
         run.attempt(run.plan.step(step_id), context["ti"].try_number)
+    except StepTimedOut as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 def quality_gate(pipeline: str, step_id: str, expected: Iterable[str], **context: Any) -> None:
@@ -114,9 +137,9 @@ def quality_gate(pipeline: str, step_id: str, expected: Iterable[str], **context
     the rendered graph has no result for this run, a node failed, or a GX check failed."""
     from orchestration.airflow.gate import GateStepRunner
 
-    options = {"runner_class": GateStepRunner, "context": context, "expected": expected}
+    options = {"runner_class": GateStepRunner, "airflow_context": context, "expected": expected}
     with attached_run(pipeline, context, **options) as run:
-        run.attempt(run.plan.step(step_id), context["ti"].try_number)
+        attempt(run, step_id, context)
 
 
 def run_states(context: dict[str, Any], **where: Any) -> dict[str, str]:
@@ -176,7 +199,7 @@ def record_dbt_invocation(
     run_id = run_state.run_id_from_context(pipeline, context)
     runs.record_dbt_results(url, run_id, records)
     started, cpu = _started.get(_task_key(context), (datetime.now(UTC), _cpu_seconds()))
-    producer = ti.task_id.endswith("dbt_producer_watcher")
+    producer = ti.task_id.endswith(compat.PRODUCER_TASK)
     detail: dict[str, Any] = {
         "failed": sum(1 for r in records if r.status in dbt.FAILED_STATUSES),
         "models": sum(1 for r in records if r.resource_type == "model"),
