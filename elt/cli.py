@@ -84,11 +84,13 @@ def down(
 
 @app.command()
 def status() -> None:
-    """Show whether the warehouse runs, and where (the password is never shown)."""
+    """Show whether the warehouse runs, and where (the password is never shown); close the
+    runs whose process died (alerting once) and list the runs in progress."""
     from elt import warehouse
 
     if settings.is_external():
         console.print(f"external warehouse: {settings.warehouse(start=False).display_url()}")
+        _print_runs()
         return
     state = warehouse.status()
     table = Table(show_header=False, box=None)

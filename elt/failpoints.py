@@ -8,7 +8,7 @@ same faults, which is how the parity tests compare their retries, timeouts and l
     ELT_FAILPOINTS='{"ingest_landing": {"fail_attempts": 2}, "dbt_build": {"sleep_s": 30}}'
 
 * ``fail_attempts: N`` — attempts 1..N raise :class:`InjectedFault`; attempt N+1 runs.
-* ``sleep_s: S`` — the attempt sleeps S seconds before running (a hang, or a slow step).
+* ``sleep_s: S`` — the attempt is busy S seconds before running (a hang, or a slow step).
 """
 
 from __future__ import annotations
@@ -33,4 +33,8 @@ def hit(step_id: str, attempt: int) -> None:
     if attempt <= int(fault.get("fail_attempts", 0)):
         raise InjectedFault(f"injected failure of {step_id} (attempt {attempt})")
     if fault.get("sleep_s"):
-        time.sleep(float(fault["sleep_s"]))
+        # short sleeps, so a timeout raised between Python operations (ours, Prefect's)
+        # stops it, as it stops a step busy in Python code
+        deadline = time.monotonic() + float(fault["sleep_s"])
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
