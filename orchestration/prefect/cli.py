@@ -183,10 +183,14 @@ def _pool_of(target: str) -> str:
 
 def served_deployments(config, names: list[str]):
     """Runner deployments of ``names`` for ``serve``: schedule, parameters, run limit, tags."""
-    from prefect.deployments.runner import EntrypointType
+    from prefect.events import DeploymentTriggerTypes
     from prefect.schedules import Cron
+    from pydantic import TypeAdapter
 
+    from orchestration.prefect import compat
     from orchestration.prefect.factory import build_flow
+
+    as_trigger = TypeAdapter(DeploymentTriggerTypes).validate_python
 
     served = []
     for name in names:
@@ -195,14 +199,14 @@ def served_deployments(config, names: list[str]):
         deployment = build_flow(config, name).to_deployment(
             name="serve",
             schedules=[Cron(s["cron"], timezone=s["timezone"]) for s in spec["schedules"]],
+            triggers=[as_trigger(t) for t in spec["triggers"]],
             parameters=spec["parameters"],
             concurrency_limit=pipe.max_active_runs,
             description=spec["description"],
             tags=spec["tags"],
         )
         # runs start in a fresh process that imports the flow by module, like a worker
-        deployment.entrypoint = f"orchestration.prefect.flows.{name}"
-        deployment._entrypoint_type = EntrypointType.MODULE_PATH
+        compat.import_by_module(deployment, f"orchestration.prefect.flows.{name}")
         served.append(deployment)
     return served
 

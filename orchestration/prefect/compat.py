@@ -27,9 +27,23 @@ PRIVATE_NAMES = [
         "the per-node hook node_tasks.py overrides",
     ),
     PrivateName(
+        "prefect.deployments.runner",
+        "RunnerDeployment._entrypoint_type",
+        None,
+        "served deployments whose runs import the flow by module path, as a worker does",
+    ),
+    PrivateName(
         "prefect.task_engine",
         "run_task_sync",
         ("task", "task_run_id", "parameters", "wait_for", "context"),
         "running a node's task run in a thread with a given context",
     ),
 ]
+
+
+def import_by_module(deployment, module_path: str) -> None:
+    """Make a served ``RunnerDeployment`` start its runs by importing ``module_path``."""
+    from prefect.deployments.runner import EntrypointType
+
+    deployment.entrypoint = module_path
+    deployment._entrypoint_type = EntrypointType.MODULE_PATH

@@ -21,6 +21,7 @@ from elt.lifecycle import Run
 from elt.redact import redact
 from elt.spec import Step
 from elt.steps import RunResult
+from orchestration.prefect import triggers
 from orchestration.prefect.transform import DbtOptions, PrefectStepRunner
 
 ORCHESTRATOR = "prefect"
@@ -61,6 +62,8 @@ class PipelineRun:
     def execute(self, step: Step) -> dict:
         """Run one attempt of a step (a task body); raise if it failed, for Prefect to retry."""
         record = self.run.attempt(step, _attempt_number())
+        if step.kind == "publish":
+            triggers.emit_published(self.run.pipe.name, self.run.run_id, self.result.published)
         return {"rows": record.rows, **record.detail}
 
     def step_finished(self, step: Step, succeeded: bool) -> None:
