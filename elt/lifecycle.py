@@ -17,6 +17,7 @@ died, from any command that looks (`elt run`, `elt status`, any orchestrator's n
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import json
 import logging
@@ -121,6 +122,19 @@ def call_with_timeout(fn: Callable[[], tuple[int | None, dict]], seconds: float 
     return box["value"]
 
 
+def _timed_out(error: BaseException | None, step: Step, record: runs.StepRecord) -> bool:
+    """Whether ``error`` is the step being stopped at its timeout. Prefect stops a task in a
+    worker thread by cancelling it (CancelledError), which also means a cancelled run: a
+    cancellation at the step's timeout is its timeout."""
+    if error is None:
+        return False
+    if isinstance(error, tuple(TIMEOUT_ERRORS)):
+        return True
+    if isinstance(error, asyncio.CancelledError) and step.timeout is not None:
+        return record.duration_s >= step.timeout.total_seconds() * 0.95
+    return False
+
+
 def settle(result: RunResult, failures: Iterable[str] = ()) -> None:
     """The run's status and error from its recorded steps and any ``failures`` an
     orchestrator saw itself (a task that could not run); its duration so far."""
@@ -218,7 +232,7 @@ class Run:
 
         record, error = measure_step(body, step)
         record.detail["attempt"] = attempt
-        timed_out = error is not None and isinstance(error, tuple(TIMEOUT_ERRORS))
+        timed_out = _timed_out(error, step, record)
         if timed_out:
             seconds = step.timeout.total_seconds() if step.timeout else 0
             record.detail.update(timed_out=True, error=f"timed out after {seconds:.0f} s")
@@ -227,6 +241,8 @@ class Run:
         self.record(record)
         if error is None:
             return record
+        if isinstance(error, asyncio.CancelledError):
+            raise error  # the orchestrator's own cancellation: it turns it into its state
         if timed_out:
             raise StepTimedOut(f"{step.id}: {record.detail['error']}")
         raise StepFailed(f"{step.id}: {redact(f'{type(error).__name__}: {error}')}")

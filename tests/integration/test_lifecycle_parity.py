@@ -44,7 +44,7 @@ def _config() -> dict:
     }
     document["pipelines"] = {
         "tiny": tiny,
-        "tiny_slow": {**tiny, "execution_timeout": "5s"},
+        "tiny_slow": {**tiny, "execution_timeout": "30s"},
         "tiny_after": {**tiny, "depends_on": ["tiny"]},
     }
     return document
@@ -176,10 +176,10 @@ def test_duration_limits_agree(retried):
 
 
 def test_timeouts_agree(env):
-    outcome = _each(env, "tiny_slow", {"ingest_landing": {"sleep_s": 120}})
+    outcome = _each(env, "tiny_slow", {"ingest_landing": {"sleep_s": 600}})
     for orchestrator, run in outcome.items():
         assert run["status"] == "failed", orchestrator
-        assert run["error"] == "ingest_landing: timed out after 5 s", orchestrator
+        assert run["error"] == "ingest_landing: timed out after 30 s", orchestrator
         status, detail = _step(env, run["run_id"], "ingest_landing")
         assert (status, detail["attempt"], detail["timed_out"]) == ("failed", 1, True)
         assert any("failed" in title for title in run["alerts"]), orchestrator
