@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from elt import lease, paths
+from tests.helpers.lifecycle import free_pipelines, hold, kill
 from tests.helpers.orchestrators import OrchestrationEnv, isolated_env, project_document, query
 
 pytestmark = pytest.mark.integration
@@ -59,13 +60,7 @@ def _fresh(env: OrchestrationEnv, monkeypatch) -> Iterator[None]:
     env.webhook.take()
     monkeypatch.delenv("ELT_FAILPOINTS", raising=False)
     yield
-    # a killed Airflow-style holder keeps its lease for the task-gap allowance: the next
-    # test starts with the pipelines free
-    query(
-        env.warehouse_url,
-        "update elt_meta.runs set status = 'failed' where status = 'running';"
-        " delete from elt_meta.leases",
-    )
+    free_pipelines(env.warehouse_url)
 
 
 def _run(pipeline: str):
@@ -139,30 +134,11 @@ def test_a_breached_duration_limit_sends_one_limit_alert(env):
     assert detail["limits_exceeded"][0].startswith("run took")
 
 
-def _hold(pipeline: str, orchestrator: str) -> tuple[subprocess.Popen, str]:
-    """A process holding ``pipeline`` as a live run of ``orchestrator``."""
-    holder = subprocess.Popen(
-        [sys.executable, "-m", "tests.helpers.hold_run", pipeline, orchestrator],
-        cwd=paths.project_root(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = holder.stdout.readline()  # blocks until the lease is taken (or the process died)
-    assert line.startswith("held "), holder.stderr.read() if holder.poll() is not None else line
-    return holder, line.split()[1]
-
-
-def _kill(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-
-
 @pytest.mark.parametrize("orchestrator", ["elt", "prefect", "airflow"])
 def test_a_run_of_any_kind_refuses_a_second_one_naming_the_holder(env, orchestrator):
     from elt.lease import PipelineBusyError
 
-    holder, run_id = _hold("tiny", orchestrator)
+    holder, run_id = hold("tiny", orchestrator)
     try:
         with pytest.raises(PipelineBusyError) as refused:
             _run("tiny")
@@ -172,13 +148,13 @@ def test_a_run_of_any_kind_refuses_a_second_one_naming_the_holder(env, orchestra
             str(refused.value),
         ), str(refused.value)
     finally:
-        _kill(holder)
+        kill(holder)
 
 
 @pytest.mark.parametrize("orchestrator", ["elt", "prefect"])
 def test_a_killed_holder_frees_the_pipeline_at_once_and_its_run_is_closed_failed(env, orchestrator):
-    holder, dead_run = _hold("tiny", orchestrator)
-    _kill(holder)
+    holder, dead_run = hold("tiny", orchestrator)
+    kill(holder)
     result = _run("tiny")  # no wait: PostgreSQL dropped the dead session's lock
     assert result.status == "succeeded", result.error
     status, error = _run_row(env, dead_run)
@@ -228,8 +204,8 @@ def _cli(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def test_elt_status_closes_and_reports_a_run_whose_process_died(env):
-    holder, dead_run = _hold("tiny", "elt")
-    _kill(holder)
+    holder, dead_run = hold("tiny", "elt")
+    kill(holder)
     status = _cli("status")
     output = status.communicate(timeout=120)[0]
     assert status.returncode == 0, output

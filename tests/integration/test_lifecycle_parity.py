@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from elt import paths
+from tests.helpers.lifecycle import free_pipelines, hold, kill, start_serve
 from tests.helpers.orchestrators import airflow, isolated_env, project_document, query
 from tests.helpers.prefect_api import PrefectEnv, prefect_client_of, prefect_env_vars
 
@@ -77,11 +77,7 @@ def _fresh(env: PrefectEnv, monkeypatch) -> Iterator[None]:
     env.webhook.take()
     monkeypatch.delenv("ELT_FAILPOINTS", raising=False)
     yield
-    query(
-        env.warehouse_url,
-        "update elt_meta.runs set status = 'failed' where status = 'running';"
-        " delete from elt_meta.leases",
-    )
+    free_pipelines(env.warehouse_url)
 
 
 # -- one run of a pipeline, by each orchestrator -------------------------------------------
@@ -187,14 +183,8 @@ def test_timeouts_agree(env):
 
 @pytest.mark.parametrize("holder", ORCHESTRATORS)
 def test_the_lease_refuses_every_kind_of_second_run(env, holder):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.helpers.hold_run", "tiny", holder],
-        cwd=paths.project_root(),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    process, _ = hold("tiny", holder)
     try:
-        assert process.stdout.readline().startswith("held ")
         for orchestrator in ORCHESTRATORS:
             before = query(env.warehouse_url, "select count(*) from elt_meta.runs")[0][0]
             try:
@@ -210,26 +200,12 @@ def test_the_lease_refuses_every_kind_of_second_run(env, holder):
             assert after == 0, f"{orchestrator} ran while {holder} held the pipeline"
             assert query(env.warehouse_url, "select count(*) from elt_meta.runs")[0][0] >= before
     finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        kill(process)
 
 
 def test_depends_on_runs_the_downstream_prefect_deployment_after_the_upstream_published(env):
     log = env.home / "serve.log"
-    with log.open("wb") as out:
-        serve = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from orchestration.prefect.cli import app; app()",
-                "serve",
-                "tiny_after",
-            ],
-            cwd=paths.project_root(),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    serve = start_serve(["tiny_after"], log)
     try:
         deadline = time.monotonic() + WAIT_S
         while not env.api("/deployments/filter", {"deployments": {"name": {"any_": ["serve"]}}}):
@@ -302,8 +278,7 @@ def test_a_killed_task_or_flow_process_frees_the_pipeline_and_the_next_run_is_ex
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.5)
     time.sleep(2)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    kill(process)
     killed, status, _ = _latest(env, "tiny", orchestrator)
     started = time.monotonic()
     _wait_free(env, _run_elt, "tiny")
