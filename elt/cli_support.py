@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.console import Console
 
 from elt import settings
 from elt.redact import redact
+
+if TYPE_CHECKING:
+    from elt.config import ProjectConfig
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -17,7 +22,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def load_config(*, check_env: bool = True):
+def load_config(*, check_env: bool = True) -> ProjectConfig:
     """``pipelines.yml``, validated; a bad file exits 2 with the problem and the fix."""
     from elt.config import ConfigError, load
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from elt.config import Pipeline, ProjectConfig
@@ -79,7 +79,7 @@ def plan(config: ProjectConfig, pipeline: Pipeline | str) -> Plan:
         )
     previous = tuple(step.id for step in steps)
 
-    def add(step_id: str, kind: StepKind, **extra) -> None:
+    def add(step_id: str, kind: StepKind, **extra: Any) -> None:
         nonlocal previous
         # a failed check is a fact about the data, not a transient error: never retried
         retries = 0 if kind == "quality" else pipe.retries.count

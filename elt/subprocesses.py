@@ -18,7 +18,7 @@ def run_checked(
     cwd: Path | None = None,
     error: type[Exception] = RuntimeError,
     tail: int = 3000,
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     """Run ``command``; raise ``error`` naming ``what`` with the end of its output when it
     exits non-zero (secrets scrubbed)."""
     completed = subprocess.run(
