@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +19,15 @@ from elt.redact import redact
 from expectations.cli import validate as validate_checks
 from orchestration.airflow.cli import app as airflow_app
 from orchestration.prefect.cli import app as prefect_app
+
+if TYPE_CHECKING:
+    from datetime import date
+    from types import FrameType
+
+    from elt.config import ProjectConfig
+    from elt.runs import StepRecord
+    from elt.spec import Step
+    from elt.steps import RunResult
 
 app = typer.Typer(
     help="dbt-centred ELT: dlt ingestion, dbt write-audit-publish, quality gate, orchestration.",
@@ -187,7 +196,7 @@ def validate_config(
     raise typer.Exit(2)
 
 
-def _load_config():
+def _load_config() -> ProjectConfig:
     return load_config(check_env=False)
 
 
@@ -344,19 +353,19 @@ def _stop_on_sigterm() -> None:
     """SIGTERM (a scheduler or `kill`) stops a run as Ctrl-C does: recorded and alerted."""
     import signal
 
-    def interrupt(signum, frame):
+    def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
 
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _run_one(config, pipeline: str, full_refresh: bool):
+def _run_one(config: ProjectConfig, pipeline: str, full_refresh: bool) -> RunResult:
     from elt.runner import run_pipeline
 
     started = time.monotonic()
     with console.status(f"running {pipeline}…") as spinner:
 
-        def show(event: str, step, record) -> None:
+        def show(event: str, step: Step, record: StepRecord | None) -> None:
             if event == "start":
                 spinner.update(f"{step.id}…")
             elif record is None:
@@ -380,7 +389,7 @@ def _run_one(config, pipeline: str, full_refresh: bool):
     return result
 
 
-def _print_summary(result, wall_s: float) -> None:
+def _print_summary(result: RunResult, wall_s: float) -> None:
     report = result.report()
     console.print(_loads_table(report.rows, f"rows loaded — run {result.run_id}"))
     console.print(
@@ -457,7 +466,9 @@ def _export_settings(
     if pipeline not in config.pipelines:
         raise fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
     spec = config.pipelines[pipeline].export
-    if spec is None and not (to and models):
+    if spec is None:
+        if to and models:
+            return to, models, pipeline
         raise fail(
             f"pipeline {pipeline!r} has no export: block; add one to pipelines.yml"
             " or give --to and --model"
@@ -465,7 +476,7 @@ def _export_settings(
     return to or spec.to, models or list(spec.models), pipeline
 
 
-def _parse_date(text: str):
+def _parse_date(text: str) -> date:
     from datetime import date
 
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from elt import paths, settings
 from elt.runs import DbtResultRecord
@@ -50,7 +51,7 @@ class DbtOutcome:
         return [r for r in self.results if r.status == "warn"]
 
 
-def result_record(result) -> DbtResultRecord:
+def result_record(result: Any) -> DbtResultRecord:
     """One dbt node result as the row elt_meta.dbt_results stores."""
     node = result.node
     adapter = getattr(result, "adapter_response", None) or {}
@@ -65,10 +66,10 @@ def result_record(result) -> DbtResultRecord:
     )
 
 
-def _progress_callback(on_node: Callable[[str, str], None]):
+def _progress_callback(on_node: Callable[[str, str], None]) -> Callable[[Any], None]:
     """A dbt event callback that reports each finished node (unique id, status)."""
 
-    def callback(event) -> None:
+    def callback(event: Any) -> None:
         if event.info.name != "NodeFinished":
             return
         node = event.data.node_info

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from psycopg2 import sql
+from psycopg2.extensions import cursor
 
 from elt import roles, runs, settings
 
@@ -25,7 +26,7 @@ class PublishResult:
     tables: dict[str, int]  # table → rows
 
 
-def _mart_tables(cur, schema: str) -> list[str]:
+def _mart_tables(cur: cursor, schema: str) -> list[str]:
     # pg_tables lists every table, also those this role may not read (information_schema
     # would hide them and publish would silently leave them out): copying one then fails
     cur.execute(
@@ -35,7 +36,7 @@ def _mart_tables(cur, schema: str) -> list[str]:
     return [row[0] for row in cur.fetchall()]
 
 
-def _grant_readers(cur, schema: str) -> None:
+def _grant_readers(cur: cursor, schema: str) -> None:
     cur.execute("select 1 from pg_roles where rolname = %s", (READER_ROLE,))
     if cur.fetchone() is None:
         return
@@ -45,7 +46,9 @@ def _grant_readers(cur, schema: str) -> None:
     cur.execute(sql.SQL("grant select on all tables in schema {} to {}").format(target, role))
 
 
-def publish(url: str | None = None, *, audit: str | None = None, published: str | None = None):
+def publish(
+    url: str | None = None, *, audit: str | None = None, published: str | None = None
+) -> PublishResult:
     """Swap the audit schema's tables into the published schema atomically."""
     url = url or settings.warehouse_url()
     audit = audit or settings.dbt_schema()
