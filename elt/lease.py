@@ -87,7 +87,7 @@ def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _attached_elsewhere(cur, pipeline: str) -> bool:
+def _attached_elsewhere(cur: psycopg2.extensions.cursor, pipeline: str) -> bool:
     """Whether a session other than this one holds the pipeline's advisory lock."""
     key = lock_key(pipeline)
     cur.execute(
@@ -95,10 +95,11 @@ def _attached_elsewhere(cur, pipeline: str) -> bool:
         " and classid = %s and objid = %s and objsubid = 1 and pid <> pg_backend_pid())",
         ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
     )
-    return bool(cur.fetchone()[0])
+    row = cur.fetchone()
+    return row is not None and bool(row[0])
 
 
-def _holder(cur, pipeline: str, *, lock: bool) -> Holder | None:
+def _holder(cur: psycopg2.extensions.cursor, pipeline: str, *, lock: bool) -> Holder | None:
     cur.execute(
         "select run_id, orchestrator, holder, acquired_at, expires_at, expires_at < now()"
         f" from {runs.SCHEMA}.leases where pipeline = %s" + (" for update" if lock else ""),
@@ -107,7 +108,11 @@ def _holder(cur, pipeline: str, *, lock: bool) -> Holder | None:
     row = cur.fetchone()
     if row is None:
         return None
-    return Holder(pipeline, *row, attached=_attached_elsewhere(cur, pipeline))
+    run_id, orchestrator, holder, acquired_at, expires_at, expired = row
+    attached = _attached_elsewhere(cur, pipeline)
+    return Holder(
+        pipeline, run_id, orchestrator, holder, acquired_at, expires_at, expired, attached
+    )
 
 
 def current(url: str, pipeline: str) -> Holder | None:
@@ -154,7 +159,7 @@ class Lease:
         self._thread.start()
         return replaced
 
-    def _take(self, cur) -> Holder | None:
+    def _take(self, cur: psycopg2.extensions.cursor) -> Holder | None:
         cur.execute(
             f"insert into {runs.SCHEMA}.leases (pipeline, run_id, orchestrator, holder,"
             " expires_at) values (%s, '', '', '', now()) on conflict (pipeline) do nothing",
@@ -238,7 +243,7 @@ class Lease:
         self.detach()
 
 
-def _run_is_running(cur, run_id: str) -> bool:
+def _run_is_running(cur: psycopg2.extensions.cursor, run_id: str) -> bool:
     cur.execute(f"select status from {runs.SCHEMA}.runs where run_id = %s", (run_id,))
     row = cur.fetchone()
     # no row yet: the holder took the lease and is about to open its run
