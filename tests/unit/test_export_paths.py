@@ -108,11 +108,8 @@ NO_EXPORT_CONFIG = """
 sources:
   shop: {type: sql_database, credentials: env:SHOP_DB_URL, tables: {orders: {}}}
 pipelines:
-  daily:
-    sources: [shop]
-  nightly:
-    sources: [shop]
-    export: {to: /data/lake, models: [orders, customers]}
+  daily: {sources: [shop]}
+  nightly: {sources: [shop], export: {to: /data/lake, models: [orders, customers]}}
 """
 
 
