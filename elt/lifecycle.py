@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import json
 import logging
 import resource
@@ -27,6 +28,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg2
@@ -36,7 +39,7 @@ from elt.config import Pipeline, ProjectConfig
 from elt.lease import PipelineBusyError
 from elt.redact import redact
 from elt.spec import Plan, Step, plan
-from elt.steps import RunResult, StepRunner
+from elt.steps import RunResult, StepOutput, StepRunner
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +68,14 @@ TIMEOUT_ERRORS: list[type[BaseException]] = [TimeoutError, _Stop]
 
 
 def measure_step(
-    fn: Callable[[], tuple[int | None, dict]], step: Step
+    fn: Callable[[], StepOutput], step: Step
 ) -> tuple[runs.StepRecord, BaseException | None]:
     """Run one step, timing it and sampling CPU and peak memory; never raises."""
     process = psutil.Process()
     cpu_before = sum(process.cpu_times()[:2])
     started = datetime.now(UTC)
-    status, rows, detail, error = "succeeded", None, {}, None
+    status, rows, error = "succeeded", None, None
+    detail: runs.Detail = {}
     try:
         rows, detail = fn()
     except (KeyboardInterrupt, SystemExit):
@@ -94,7 +98,7 @@ def measure_step(
     return record, error
 
 
-def call_with_timeout(fn: Callable[[], tuple[int | None, dict]], seconds: float | None):
+def call_with_timeout(fn: Callable[[], StepOutput], seconds: float | None) -> StepOutput:
     """``fn()``, stopped after ``seconds``: it runs in a thread that is interrupted at the
     timeout (between Python operations, as Prefect's and Airflow's own timeouts are)."""
     if seconds is None:
@@ -119,7 +123,7 @@ def call_with_timeout(fn: Callable[[], tuple[int | None, dict]], seconds: float 
         raise StepTimedOut(f"timed out after {seconds:.0f} s{still}")
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
-    return box["value"]
+    return box["value"]  # type: ignore[return-value]
 
 
 def _timed_out(error: BaseException | None, step: Step, record: runs.StepRecord) -> bool:
@@ -172,7 +176,7 @@ class Run:
         *,
         orchestrator: str,
         runner_class: type[StepRunner] = StepRunner,
-        **runner_options,
+        **runner_options: Any,
     ) -> Run:
         """A run (not opened yet); ``runner_options`` go to the step runner."""
         result = RunResult(run_id=run_id, pipeline=pipe.name)
@@ -226,7 +230,7 @@ class Run:
         if step.kind == "notify":  # the message reports the run's outcome: settle it first
             settle(self.result, self.failures)
 
-        def body() -> tuple[int | None, dict]:
+        def body() -> StepOutput:
             failpoints.hit(step.id, attempt)
             return self.runner.run(step)
 
@@ -253,7 +257,7 @@ class Run:
         for attempt in range(1, step.retries + 2):
             timeout = step.timeout.total_seconds() if step.timeout else None
             try:
-                call_with_timeout(lambda a=attempt: self._attempt_rows(step, a), timeout)
+                call_with_timeout(functools.partial(self._attempt_rows, step, attempt), timeout)
                 return True
             except StepTimedOut as exc:
                 if not any(
@@ -268,7 +272,7 @@ class Run:
                 sleep(step.retry_delay.total_seconds())
         return False
 
-    def _attempt_rows(self, step: Step, attempt: int) -> tuple[int | None, dict]:
+    def _attempt_rows(self, step: Step, attempt: int) -> StepOutput:
         record = self.attempt(step, attempt)
         return record.rows, record.detail
 
@@ -343,7 +347,7 @@ class Run:
 # -- runs whose process died -------------------------------------------------------------
 
 
-def _unsettled_dir():
+def _unsettled_dir() -> Path:
     return paths.state_dir() / "unsettled"
 
 

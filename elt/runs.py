@@ -13,11 +13,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg2
 import psycopg2.extras
 
 SCHEMA = "elt_meta"
+# what a step records beside its numbers (JSON in elt_meta.steps.detail)
+Detail = dict[str, Any]
 _MIGRATION_LOCK = 0x656C74  # any constant shared by every process migrating this schema
 
 MIGRATIONS: list[str] = [
@@ -102,7 +105,8 @@ def migrate(url: str) -> int:
             " version int primary key, applied_at timestamptz not null default now())"
         )
         cur.execute(f"select coalesce(max(version), 0) from {SCHEMA}.schema_version")
-        current = cur.fetchone()[0]
+        row = cur.fetchone()
+        current = row[0] if row else 0
         for version, ddl in enumerate(MIGRATIONS, start=1):
             if version > current:
                 cur.execute(ddl)
@@ -136,7 +140,7 @@ class StepRecord:
     rows: int | None = None
     peak_rss_mb: float | None = None
     cpu_s: float | None = None
-    detail: dict = field(default_factory=dict)
+    detail: Detail = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
@@ -327,7 +331,7 @@ class CheckRecord:
     success: bool
     observed_value: object = None
     unexpected_percent: float | None = None
-    details: dict = field(default_factory=dict)
+    details: Detail = field(default_factory=dict)
     load_id: str | None = None
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 

@@ -12,10 +12,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from elt import dbt, notify, publish, runs
 from elt.config import Pipeline, ProjectConfig
 from elt.spec import Step
+
+# what a step returns: the rows it handled (None: not a row count) and its detail record
+StepOutput = tuple[int | None, runs.Detail]
 
 
 class StepError(RuntimeError):
@@ -47,7 +51,7 @@ class RunResult:
             rows[key] = rows.get(key, 0) + load.rows
         outcome = self.dbt
 
-        def describe(records) -> list[str]:
+        def describe(records: list[runs.DbtResultRecord]) -> list[str]:
             return [f"{r.unique_id}: {r.message or r.status}" for r in records]
 
         return notify.RunReport(
@@ -109,9 +113,9 @@ class StepRunner:
         # with a progress callback the caller shows progress itself: keep dbt's console quiet
         self.progress = progress
 
-    def run(self, step: Step) -> tuple[int | None, dict]:
+    def run(self, step: Step) -> StepOutput:
         """Run ``step``; returns (rows it handled, detail for elt_meta.steps)."""
-        handlers: dict[str, Callable[[Step], tuple[int | None, dict]]] = {
+        handlers: dict[str, Callable[[Step], StepOutput]] = {
             "ingest": self.ingest,
             "transform": self.transform,
             "quality": self.quality,
@@ -134,12 +138,14 @@ class StepRunner:
         with runs.connect(self.url) as conn, conn.cursor() as cur:
             cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(staging)))
 
-    def ingest(self, step: Step) -> tuple[int, dict]:
+    def ingest(self, step: Step) -> StepOutput:
         """Load one source with dlt and record its loads."""
         from ingestion.runner import ingest
 
         if self.full_refresh:
             self._drop_staging_views()
+        if step.source is None:
+            raise StepError(f"{step.id}: an ingest step names no source")
         source = self.config.sources[step.source]
         outcome = ingest(
             source,
@@ -160,7 +166,7 @@ class StepRunner:
         detail = {"load_ids": outcome.load_ids, "rows": outcome.rows, "checks": checks}
         return sum(outcome.rows.values()), detail
 
-    def transform(self, step: Step) -> tuple[int, dict]:
+    def transform(self, step: Step) -> StepOutput:
         """``dbt build`` the pipeline's selection into the audit schema."""
         spec = self.pipe.dbt
         args = [*dbt.selection_args(spec.select, spec.exclude), "--threads", str(spec.threads)]
@@ -185,14 +191,16 @@ class StepRunner:
             return None
         done = 0
 
+        progress = self.progress
+
         def on_node(unique_id: str, status: str) -> None:
             nonlocal done
             done += 1
-            self.progress(f"dbt: {done} nodes done ({unique_id.split('.')[-1]}: {status})")
+            progress(f"dbt: {done} nodes done ({unique_id.split('.')[-1]}: {status})")
 
         return on_node
 
-    def _check(self, stage: str, **where) -> int:
+    def _check(self, stage: Literal["raw", "audit"], **where: str | None) -> int:
         """Run the pipeline's GX checks of one stage; raise when a `fail` check failed."""
         from expectations.gate import run_quality
 
@@ -209,7 +217,7 @@ class StepRunner:
             )
         return len(outcome.checks)
 
-    def quality(self, step: Step) -> tuple[int, dict]:
+    def quality(self, step: Step) -> StepOutput:
         """The gate: closed when a dbt node of this run failed or was skipped, or a GX
         check of severity `fail` failed; `warn` checks are recorded and notified only."""
         close_gate_on_failed_nodes(self.url, self.result.run_id)
@@ -218,13 +226,13 @@ class StepRunner:
         warned += len(self.result.check_warnings)
         return checks, {"checks": checks, "warnings": warned}
 
-    def publish(self, step: Step) -> tuple[int, dict]:
+    def publish(self, step: Step) -> StepOutput:
         """Swap the audited marts into the published schema."""
         published = publish.publish(self.url)
         self.result.published = published.tables
         return sum(published.tables.values()), {"tables": published.tables}
 
-    def export(self, step: Step) -> tuple[int, dict]:
+    def export(self, step: Step) -> StepOutput:
         """Write the pipeline's export models from the published schema to its lake as
         Parquet, partitioned by run date; skipped when ``to`` is an unset ``env:NAME?``."""
         from elt.config_values import env_ref_name, is_env_ref, resolve_env
@@ -251,7 +259,7 @@ class StepRunner:
         }
         return sum(exported.rows.values()), detail
 
-    def notify(self, step: Step) -> tuple[int, dict]:
+    def notify(self, step: Step) -> StepOutput:
         """Send the run report to the pipeline's notify URLs for the events it asks for."""
         report = self.result.report()
         if report.event not in self.pipe.notify.on:
