@@ -35,7 +35,7 @@ ROLES = (LOADER, TRANSFORMER, READER)
 
 
 # bump when grants_sql changes, so `elt up` re-applies the grants to an existing warehouse
-GRANTS_VERSION = "2"
+GRANTS_VERSION = "3"
 
 
 def _grants_file(database: str) -> Path:
@@ -139,8 +139,9 @@ def grants_sql(database: str, *, lock_out_others: bool = True) -> list[sql.Compo
         ),
         # dlt creates raw_<source> schemas; dbt and publish create audit* and analytics
         sql.SQL("grant create on database {} to {}, {}").format(db, loader, transformer),
-        # dbt's unit tests build their fixtures in temporary tables
-        sql.SQL("grant temporary on database {} to {}").format(db, transformer),
+        # dbt's unit tests build their fixtures in temporary tables; dlt's merge into child
+        # tables (nested lists) keeps the keys to delete in a temporary table
+        sql.SQL("grant temporary on database {} to {}, {}").format(db, transformer, loader),
         # whatever the loader creates, the transformer may read (and nothing more)
         sql.SQL("alter default privileges for role {} grant usage on schemas to {}").format(
             loader, transformer

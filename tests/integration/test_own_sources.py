@@ -1,0 +1,131 @@
+"""A team's own REST API declared in a temporary pipelines.yml: nested objects and lists, a
+primary key (so merge), link-header pages and 429s, loaded under the least-privilege roles
+in a database locked down as `elt up` locks the warehouse (no TEMP, no CONNECT for PUBLIC)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from elt import config as elt_config
+from elt import roles
+from elt.settings import Connection
+from ingestion.runner import ingest
+from tests.helpers.events_api import EventsApi, events
+from tests.helpers.warehouse import rows
+
+pytestmark = pytest.mark.integration
+
+DATABASE = "own_sources_test"
+TOKEN = "evt-token-5c1d9e"
+
+PIPELINES_YML = """\
+version: 1
+sources:
+  {name}:
+    type: rest_api
+    base_url: env:EVENTS_API_URL
+    auth: {{type: bearer, token: env:EVENTS_API_TOKEN}}
+    paginator: {{type: header_link}}
+    resources:
+      events: {{path: events, primary_key: id{extra}}}
+pipelines:
+  events_daily:
+    sources: [{name}]
+"""
+
+
+@pytest.fixture(scope="module")
+def locked_down(pg) -> str:
+    """A database with the roles' grants as `elt up` gives them (PUBLIC locked out)."""
+    pg.create_database(DATABASE)
+    admin = Connection(pg.host, pg.port, pg.user, pg.password, DATABASE)
+    roles.ensure_roles(admin, lock_out_others=True)
+    return admin.url()
+
+
+@pytest.fixture
+def api():
+    """The nested events API: 12 events, 5 a page, a bearer token required."""
+    server = EventsApi(
+        events(12), check=lambda r: r.headers.get("Authorization") == f"Bearer {TOKEN}"
+    )
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def events_env(api, tmp_path, monkeypatch):
+    """Roles on, the API's URL and token in the environment, and dlt's folder in tmp_path."""
+    monkeypatch.setenv("ELT_ROLES", "on")
+    monkeypatch.setenv("EVENTS_API_URL", api.url)
+    monkeypatch.setenv("EVENTS_API_TOKEN", TOKEN)
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0")
+
+
+def own_source(tmp_path: Path, name: str, extra: str = ""):
+    """The source ``name`` from a pipelines.yml written into ``tmp_path`` (``extra``: more
+    keys of the events resource, e.g. ``", write_disposition: append"``)."""
+    path = tmp_path / "pipelines.yml"
+    path.write_text(PIPELINES_YML.format(name=name, extra=extra))
+    return elt_config.load(path).sources[name]
+
+
+def test_nested_source_with_a_key_merges_twice_under_the_roles(
+    locked_down, api, events_env, tmp_path
+):
+    source = own_source(tmp_path, "evmerge")
+
+    first = ingest(source, destination_url=locked_down)
+    api.rows = events(12, version=2)
+    api.throttled.clear()
+    second = ingest(source, destination_url=locked_down)
+
+    assert first.rows["events"] == 12 and second.rows["events"] == 12
+    assert rows(
+        locked_down,
+        "select count(*), count(distinct id), count(*) filter (where kind = 'edited'),"
+        " min(actor__login), max(payload__repo__name) from raw_evmerge.events",
+    ) == [(12, 12, 6, "user0", "repo3")]
+    # child tables hold exactly the second version's lists, linked to their parent rows
+    assert rows(
+        locked_down,
+        "select count(*), count(*) filter (where t.value = 'hot'), count(e._dlt_id)"
+        " from raw_evmerge.events__payload__tags t"
+        " left join raw_evmerge.events e on e._dlt_id = t._dlt_root_id",
+    ) == [(18, 6, 18)]
+    assert rows(
+        locked_down,
+        "select count(*), count(distinct sku), min(qty), count(e._dlt_id)"
+        " from raw_evmerge.events__payload__items i"
+        " left join raw_evmerge.events e on e._dlt_id = i._dlt_root_id",
+    ) == [(24, 24, 2, 24)]
+    # the loader, not the superuser, owns what was created
+    assert rows(
+        locked_down,
+        "select distinct tableowner from pg_tables where schemaname = 'raw_evmerge'",
+    ) == [(roles.LOADER,)]
+    assert api.throttled  # every page was answered 429 once and retried
+
+
+@pytest.mark.parametrize(("disposition", "factor"), [("append", 2), ("replace", 1)])
+def test_nested_source_appends_and_replaces_under_the_roles(
+    locked_down, api, events_env, tmp_path, disposition, factor
+):
+    name = f"ev{disposition}"
+    source = own_source(tmp_path, name, f", write_disposition: {disposition}")
+
+    for _ in range(2):
+        api.throttled.clear()
+        ingest(source, destination_url=locked_down)
+
+    assert rows(locked_down, f"select count(*), count(distinct id) from raw_{name}.events") == [
+        (12 * factor, 12)
+    ]
+    assert rows(
+        locked_down,
+        f"select count(*), count(e._dlt_id) from raw_{name}.events__payload__items i"
+        f" left join raw_{name}.events e on e._dlt_id = i._dlt_parent_id",
+    ) == [(24 * factor, 24 * factor)]
