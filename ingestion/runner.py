@@ -33,6 +33,7 @@ from ingestion.fast_path import (
     keep_row_ids,
     tables_with_row_ids,
 )
+from ingestion.reset import reset_source
 from ingestion.sources import BuiltSource, DataInterval, build_source
 from ingestion.warehouse_destination import close_shared_databases, warehouse
 
@@ -83,7 +84,8 @@ def ingest(
 ) -> IngestResult:
     """Extract ``source`` and load it into ``raw_<source>``; raises :class:`IngestError`.
 
-    ``full_refresh`` drops the source's tables and incremental state first.
+    ``full_refresh`` first drops the source's raw and staging schemas and its local and
+    destination state (:mod:`ingestion.reset`).
     ``destination_url`` defaults to the warehouse; ``data_interval`` (start, end) limits
     incremental tables to the orchestrator's window; ``progress`` receives one-line updates.
     """
@@ -100,7 +102,14 @@ def ingest(
             secrets = built.secrets
             destination = destination_url or settings.warehouse_url()
             # dlt works as the least-privilege loader role when the roles are in use
-            pipeline = _pipeline(source, roles.loader_url(destination))
+            loader = roles.loader_url(destination)
+            pipeline = _pipeline(source, loader)
+            if full_refresh:
+                say(
+                    f"{source.name}: full refresh: dropping {source.dataset}, its staging"
+                    " schema and the pipeline's state"
+                )
+                pipeline = reset_source(pipeline, loader)
             _run(pipeline, built, result, full_refresh=full_refresh, say=say)
     except IngestError as exc:
         result.status = "failed"

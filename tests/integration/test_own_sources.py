@@ -4,20 +4,27 @@ in a database locked down as `elt up` locks the warehouse (no TEMP, no CONNECT f
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from elt import config as elt_config
 from elt import roles
 from elt.settings import Connection
-from ingestion.runner import ingest
+from ingestion.runner import IngestError, ingest
 from tests.helpers.events_api import EventsApi, events
 from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
 
 DATABASE = "own_sources_test"
+KILL_DEADLINE_S = 120
 TOKEN = "evt-token-5c1d9e"
 
 PIPELINES_YML = """\
@@ -129,3 +136,133 @@ def test_nested_source_appends_and_replaces_under_the_roles(
         f"select count(*), count(e._dlt_id) from raw_{name}.events__payload__items i"
         f" left join raw_{name}.events e on e._dlt_id = i._dlt_parent_id",
     ) == [(24 * factor, 24 * factor)]
+
+
+def _cli_ingest(tmp_path: Path, locked_down: str, *args: str) -> list[str]:
+    """The `elt ingest` command line run against ``locked_down``, with its environment set."""
+    os.environ["ELT_CONFIG"] = str(tmp_path / "pipelines.yml")
+    os.environ["ELT_WAREHOUSE_URL"] = locked_down
+    return [sys.executable, "-m", "elt.cli", "ingest", *args]
+
+
+def _loader_waits_for_a_lock(url: str) -> bool:
+    return bool(
+        rows(
+            url,
+            "select 1 from pg_stat_activity where usename = %s and wait_event_type = 'Lock'",
+            (roles.LOADER,),
+        )
+    )
+
+
+def test_a_load_killed_mid_merge_does_not_block_the_next_run(
+    locked_down, api, events_env, tmp_path
+):
+    source = own_source(tmp_path, "evkill")
+    command = _cli_ingest(tmp_path, locked_down, "evkill")
+    subprocess.run(command, check=True, capture_output=True, timeout=KILL_DEADLINE_S)
+    api.rows = events(12, version=2)
+    api.throttled.clear()
+
+    # hold the raw table so the second load stops after filling its staging tables
+    blocker = psycopg2.connect(locked_down)
+    try:
+        blocker.cursor().execute("lock table raw_evkill.events in access exclusive mode")
+        victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + KILL_DEADLINE_S
+        while not _loader_waits_for_a_lock(locked_down):
+            assert victim.poll() is None, "the load finished before it could be killed"
+            assert time.monotonic() < deadline, "the load never reached the merge"
+            time.sleep(0.05)
+        os.kill(victim.pid, signal.SIGKILL)
+        assert victim.wait(timeout=30) == -signal.SIGKILL
+        assert rows(locked_down, "select count(*) from raw_evkill_staging.events") == [(12,)]
+    finally:
+        blocker.rollback()
+        blocker.close()
+    api.throttled.clear()
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=KILL_DEADLINE_S)
+
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert rows(
+        locked_down,
+        "select count(*), count(distinct id), count(*) filter (where kind = 'edited')"
+        " from raw_evkill.events",
+    ) == [(12, 12, 6)]
+    assert rows(
+        locked_down,
+        "select count(*), count(*) filter (where t.value = 'hot'), count(e._dlt_id)"
+        " from raw_evkill.events__payload__tags t"
+        " left join raw_evkill.events e on e._dlt_id = t._dlt_root_id",
+    ) == [(18, 6, 18)]
+    assert ingest(source, destination_url=locked_down).status == "succeeded"
+
+
+def test_a_failed_merge_does_not_block_the_next_run(locked_down, api, events_env, tmp_path):
+    # the first user's story: the merge into the child tables failed (no TEMP then)
+    source = own_source(tmp_path, "evfail")
+    rows(locked_down, f"revoke temporary on database {DATABASE} from {roles.LOADER}")
+    try:
+        with pytest.raises(IngestError):
+            ingest(source, destination_url=locked_down)
+    finally:
+        rows(locked_down, f"grant temporary on database {DATABASE} to {roles.LOADER}")
+    api.rows = events(12, version=3)
+    api.throttled.clear()
+
+    again = ingest(source, destination_url=locked_down)
+
+    assert again.status == "succeeded"
+    assert rows(
+        locked_down,
+        "select count(*), count(distinct i._dlt_root_id), min(qty), count(e._dlt_id)"
+        " from raw_evfail.events__payload__items i"
+        " left join raw_evfail.events e on e._dlt_id = i._dlt_root_id",
+    ) == [(24, 12, 3, 24)]
+    assert rows(locked_down, "select count(*), count(distinct id) from raw_evfail.events") == [
+        (12, 12)
+    ]
+
+
+def test_full_refresh_resets_a_source_completely_under_the_roles(
+    locked_down, api, events_env, tmp_path
+):
+    source = own_source(tmp_path, "evreset")
+    ingest(source, destination_url=locked_down)
+    rows(locked_down, f"revoke temporary on database {DATABASE} from {roles.LOADER}")
+    try:
+        api.throttled.clear()
+        with pytest.raises(IngestError):  # leaves staging rows and a pending package
+            ingest(source, destination_url=locked_down)
+    finally:
+        rows(locked_down, f"grant temporary on database {DATABASE} to {roles.LOADER}")
+    # a stale table the source no longer declares, in each schema
+    for schema in ("raw_evreset", "raw_evreset_staging"):
+        rows(locked_down, f"set role {roles.LOADER}; create table {schema}.stale (id int)")
+    api.rows = events(7, version=2)
+    api.throttled.clear()
+
+    refresh = subprocess.run(
+        _cli_ingest(tmp_path, locked_down, "evreset", "--full-refresh"),
+        capture_output=True,
+        text=True,
+        timeout=KILL_DEADLINE_S,
+    )
+
+    assert refresh.returncode == 0, refresh.stdout + refresh.stderr
+    loads = rows(locked_down, "select load_id from raw_evreset._dlt_loads")
+    assert len(loads) == 1
+    assert rows(
+        locked_down,
+        "select count(*), count(distinct id), min(_dlt_load_id) from raw_evreset.events",
+    ) == [(7, 7, loads[0][0])]
+    assert (
+        rows(
+            locked_down,
+            "select table_schema || '.' || table_name from information_schema.tables"
+            " where table_name = 'stale' and table_schema like 'raw_evreset%'",
+        )
+        == []
+    )
+    assert rows(locked_down, "select count(*) from raw_evreset.events__payload__items") == [(14,)]
