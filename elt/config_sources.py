@@ -10,9 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from elt.config_values import (
     ColumnList,
     Duration,
+    Headers,
     Invalid,
     Location,
     Name,
+    Params,
     SecretRef,
     SqlIdentifier,
     UrlOrEnv,
@@ -182,9 +184,9 @@ class RestIncremental(Strict):
 class RestResource(_Loadable):
     """One endpoint of a REST API source."""
 
-    path: str
+    path: UrlOrEnv
     data_selector: str | None = None
-    params: dict[str, Any] = {}
+    params: Params = {}
     paginator: Paginator | None = None
     incremental: RestIncremental | None = None
     parent: str | None = None
@@ -195,7 +197,7 @@ class RestApiSource(_SourceBase):
 
     type: Literal["rest_api"]
     base_url: UrlOrEnv
-    headers: dict[str, str] = {}
+    headers: Headers = {}
     auth: RestAuth | None = None
     paginator: Paginator | None = None
     resources: dict[Name, RestResource] = Field(min_length=1)

@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, urlsplit
 from croniter import croniter
 from pydantic import AfterValidator, BeforeValidator
 
+from elt.config_secrets import credential_name, looks_like_credential, url_credential
+
 ENV_PREFIX = "env:"
 SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")
 SECRET_HINT = "put secrets in the environment and reference them as env:NAME"  # noqa: S105
@@ -106,9 +108,36 @@ def _require_env_ref(value: str) -> str:
 
 def _no_inline_credentials(value: str) -> str:
     _check_env_syntax(value)
-    if not is_env_ref(value) and "://" in value and "@" in urlsplit(value).netloc:
-        raise Invalid("this URL carries credentials", hint=SECRET_HINT)
+    found = None if is_env_ref(value) else url_credential(value)
+    if found:
+        raise Invalid(
+            f"this URL carries {found}",
+            hint="put the whole URL in the environment and write env:NAME, "
+            "or declare the credential under auth:",
+        )
     return value
+
+
+def _no_literal_credentials(kind: str) -> Any:
+    """A validator for a mapping (headers, params, arguments): every value whose key names a
+    credential, or that looks like one, must be an env reference."""
+
+    def check(mapping: dict[str, Any]) -> dict[str, Any]:
+        for key, value in mapping.items():
+            if isinstance(value, str):
+                _check_env_syntax(value)
+            if is_env_ref(value) or value is None or isinstance(value, bool):
+                continue
+            if credential_name(str(key)) or looks_like_credential(value):
+                raise Invalid(
+                    f"{kind} '{key}' holds a literal credential",
+                    hint=f"export it and write {key}: env:NAME"
+                    + (" (or declare it under auth:)" if kind != "argument" else ""),
+                    key=str(key),
+                )
+        return mapping
+
+    return check
 
 
 def looks_like_secret_url(url: str) -> bool:
@@ -157,6 +186,12 @@ Location = Annotated[str, AfterValidator(_check_location)]
 """A local path or a file://, s3://, gs://, az:// URL (or an env reference)."""
 NotifyUrl = Annotated[str, AfterValidator(_check_notify_url)]
 """An Apprise URL without secrets in it, or an env reference."""
+Headers = Annotated[dict[str, str], AfterValidator(_no_literal_credentials("header"))]
+"""HTTP headers; credentials in them must be env references."""
+Params = Annotated[dict[str, Any], AfterValidator(_no_literal_credentials("query parameter"))]
+"""Query parameters; credentials in them must be env references."""
+Arguments = Annotated[dict[str, Any], AfterValidator(_no_literal_credentials("argument"))]
+"""Arguments of a custom source; credentials in them must be env references."""
 
 
 # --- durations ----------------------------------------------------------------------------

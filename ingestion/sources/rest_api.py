@@ -35,7 +35,8 @@ from dlt.sources.rest_api.typing import (
     RESTAPIConfig,
 )
 
-from elt.config import Paginator, RestApiSource, RestAuth, RestResource, resolve_env
+from elt.config import Paginator, RestApiSource, RestAuth, RestResource, is_env_ref, resolve_env
+from elt.config_secrets import credential_name
 from ingestion.sources.common import BuiltSource, DataInterval, lag_seconds, schema_contract
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -54,7 +55,7 @@ def rest_api_dlt_source(
         name=config.name,
         schema_contract=schema_contract(config.contract),
     )
-    return BuiltSource(source=source, secrets=auth_secrets(config.auth))
+    return BuiltSource(source=source, secrets=auth_secrets(config.auth) + _env_values(config))
 
 
 def rest_api_config(
@@ -86,7 +87,7 @@ def endpoint_resource(
     """One dlt endpoint resource: path, params, selector, paginator, incremental, keys."""
     endpoint: Endpoint = {
         "path": endpoint_path(name, resource),
-        "params": dict(resource.params),
+        "params": resolved_params(resource.params),
     }
     if resource.data_selector:
         endpoint["data_selector"] = resource.data_selector
@@ -193,6 +194,24 @@ def auth_secrets(auth: RestAuth | None) -> list[str]:
     if auth is None:
         return []
     values = (resolve_env(ref) for ref in (auth.token, auth.api_key, auth.password) if ref)
+    return [value for value in values if value]
+
+
+def resolved_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Query parameters with ``env:`` references resolved; a missing optional one is left out."""
+    resolved = {
+        key: resolve_env(value) if is_env_ref(value) else value for key, value in params.items()
+    }
+    return {key: value for key, value in resolved.items() if value is not None}
+
+
+def _env_values(config: RestApiSource) -> list[str]:
+    """Values of the env references in headers and params whose names say credential."""
+    pairs = [*config.headers.items()]
+    for resource in config.resources.values():
+        pairs.extend(resource.params.items())
+    refs = [value for key, value in pairs if is_env_ref(value) and credential_name(key)]
+    values = (resolve_env(ref) for ref in refs)
     return [value for value in values if value]
 
 
