@@ -17,6 +17,7 @@ from elt.config_values import (
     Params,
     SecretRef,
     SqlIdentifier,
+    StrList,
     UrlOrEnv,
     did_you_mean,
 )
@@ -112,32 +113,58 @@ class SqlDatabaseSource(_SourceBase):
     tables: dict[Name, SqlTable] = Field(min_length=1)
 
 
-class RestAuth(Strict):
-    """Authentication of a REST API; secret fields must be env references."""
+_AUTH_NEEDS = {
+    "bearer": ["token"],
+    "api_key": ["api_key"],
+    "http_basic": ["username", "password"],
+    "oauth2_client_credentials": ["token_url", "client_id", "client_secret"],
+}
+_AUTH_HINTS = {
+    "api_key": "add api_key: env:NAME, with name: <header, parameter or cookie name> and "
+    "location: header | query | cookie",
+    "username": "add username: ... (or env:NAME)",
+    "token_url": "add token_url: https://… (the OAuth2 token endpoint, or env:NAME)",
+}
 
-    type: Literal["bearer", "api_key", "http_basic"]
+
+class RestAuth(Strict):
+    """Authentication of a REST API; secret fields must be env references.
+
+    ``bearer`` sends ``Authorization: <scheme> <token>``; ``api_key`` sends the key as header,
+    query parameter or cookie ``name``; ``http_basic`` sends username and password;
+    ``oauth2_client_credentials`` gets a token from ``token_url`` with the client id and
+    secret, and gets a new one before it expires.
+    """
+
+    type: Literal["bearer", "api_key", "http_basic", "oauth2_client_credentials"]
     token: SecretRef | None = None
+    scheme: str = Field("Bearer", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
     name: str = "X-API-Key"
-    location: Literal["header", "query"] = "header"
+    location: Literal["header", "query", "cookie"] = "header"
     api_key: SecretRef | None = None
     username: str | None = None
     password: SecretRef | None = None
+    token_url: UrlOrEnv | None = None
+    client_id: SecretRef | None = None
+    client_secret: SecretRef | None = None
+    scopes: StrList = []
 
     @model_validator(mode="after")
     def _required_fields(self) -> RestAuth:
-        needed = {
-            "bearer": ["token"],
-            "api_key": ["api_key"],
-            "http_basic": ["username", "password"],
-        }
-        for key in needed[self.type]:
+        for key in _AUTH_NEEDS[self.type]:
             if getattr(self, key) is None:
                 raise Invalid(
                     f"auth type {self.type} needs '{key}'",
-                    hint=f"add {key}: env:NAME" if key != "username" else "add username: ...",
+                    hint=_AUTH_HINTS.get(key, f"add {key}: env:NAME"),
                     key=key,
                 )
         return self
+
+    @property
+    def secret_refs(self) -> list[str]:
+        """The env references of this auth's secrets."""
+        refs = (self.token, self.api_key, self.password, self.client_id, self.client_secret)
+        return [ref for ref in refs if ref]
 
 
 _PAGINATOR_NEEDS = {

@@ -240,8 +240,7 @@ def _ref(source: Source) -> str | None:
     if isinstance(source, SqlDatabaseSource):
         return source.credentials
     if isinstance(source, RestApiSource) and source.auth:
-        auth = source.auth
-        return auth.token or auth.api_key or auth.password
+        return next(iter(source.auth.secret_refs), None)
     return None
 
 

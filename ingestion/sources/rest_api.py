@@ -10,12 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dlt.sources.helpers.rest_client.auth import (
-    APIKeyAuth,
-    AuthConfigBase,
-    BearerTokenAuth,
-    HttpBasicAuth,
-)
+from dlt.sources.helpers.rest_client.auth import AuthConfigBase, HttpBasicAuth
 from dlt.sources.helpers.rest_client.paginators import (
     BasePaginator,
     HeaderLinkPaginator,
@@ -38,6 +33,7 @@ from dlt.sources.rest_api.typing import (
 from elt.config import Paginator, RestApiSource, RestAuth, RestResource, is_env_ref, resolve_env
 from elt.config_secrets import credential_name
 from ingestion.sources.common import BuiltSource, DataInterval, lag_seconds, schema_contract
+from ingestion.sources.rest_auth import ApiKeyAuth, ClientCredentialsAuth, SchemeTokenAuth
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -183,17 +179,24 @@ def build_paginator(paginator: Paginator) -> BasePaginator:
 def build_auth(auth: RestAuth) -> AuthConfigBase:
     """The dlt auth object, its secrets read from the environment now."""
     if auth.type == "bearer":
-        return BearerTokenAuth(token=_secret(auth.token))
+        return SchemeTokenAuth(token=_secret(auth.token), scheme=auth.scheme)
     if auth.type == "api_key":
-        return APIKeyAuth(name=auth.name, api_key=_secret(auth.api_key), location=auth.location)
-    return HttpBasicAuth(username=auth.username or "", password=_secret(auth.password))
+        return ApiKeyAuth(name=auth.name, api_key=_secret(auth.api_key), location=auth.location)
+    if auth.type == "oauth2_client_credentials":
+        return ClientCredentialsAuth(
+            access_token_url=resolve_env(auth.token_url) or "",
+            client_id=_secret(auth.client_id),
+            client_secret=_secret(auth.client_secret),
+            access_token_request_data={"scope": " ".join(auth.scopes)} if auth.scopes else {},
+        )
+    return HttpBasicAuth(username=resolve_env(auth.username) or "", password=_secret(auth.password))
 
 
 def auth_secrets(auth: RestAuth | None) -> list[str]:
     """The resolved secret values of ``auth`` (to scrub from error text)."""
     if auth is None:
         return []
-    values = (resolve_env(ref) for ref in (auth.token, auth.api_key, auth.password) if ref)
+    values = (resolve_env(ref) for ref in auth.secret_refs)
     return [value for value in values if value]
 
 

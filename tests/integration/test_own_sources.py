@@ -33,7 +33,7 @@ sources:
   {name}:
     type: rest_api
     base_url: env:EVENTS_API_URL
-    auth: {{type: bearer, token: env:EVENTS_API_TOKEN}}
+    auth: {{type: bearer, scheme: token, token: env:EVENTS_API_TOKEN}}
     paginator: {{type: header_link}}
     resources:
       events: {{path: events, primary_key: id{extra}}}
@@ -54,9 +54,9 @@ def locked_down(pg) -> str:
 
 @pytest.fixture
 def api():
-    """The nested events API: 12 events, 5 a page, a bearer token required."""
+    """The nested events API: 12 events, 5 a page, `Authorization: token T` required."""
     server = EventsApi(
-        events(12), check=lambda r: r.headers.get("Authorization") == f"Bearer {TOKEN}"
+        events(12), check=lambda r: r.headers.get("Authorization") == f"token {TOKEN}"
     )
     yield server
     server.close()

@@ -198,3 +198,23 @@ def test_credential_values_and_urls():
     assert not looks_like_credential("2026-01-01T00:00:00Z")
     assert url_credential("postgresql://u:p@h/db") == "a user:password"
     assert url_credential("https://h/x?page=2&size=10") is None
+
+
+def test_auth_hints_name_every_key_the_type_needs(tmp_path):
+    with_auth = API.replace("    headers: {headers}\n", "    auth: {{type: {auth}}}\n")
+    assert _problems(tmp_path, with_auth.replace("{auth}", "api_key"), FINE_API) == [
+        "pipelines.yml:5: sources.api.auth.api_key: auth type api_key needs 'api_key' (hint: add"
+        " api_key: env:NAME, with name: <header, parameter or cookie name> and location: header"
+        " | query | cookie)"
+    ]
+    oauth = "oauth2_client_credentials, token_url: https://auth.test/token"
+    assert _problems(tmp_path, with_auth.replace("{auth}", oauth), FINE_API) == [
+        "pipelines.yml:5: sources.api.auth.client_id: auth type oauth2_client_credentials needs"
+        " 'client_id' (hint: add client_id: env:NAME)"
+    ]
+    literal = f"{oauth}, client_id: env:ID, client_secret: {SECRET}"
+    found = _problems(tmp_path, with_auth.replace("{auth}", literal), FINE_API)
+    assert found == [
+        "pipelines.yml:5: sources.api.auth.client_secret: a literal secret is not allowed here"
+        " (hint: put secrets in the environment and reference them as env:NAME)"
+    ]
