@@ -14,7 +14,7 @@ from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
 
-KEY = "auth-key-7e2b91"  # noqa: S105 - test credentials, given through the environment
+KEY = "auth-key-7e2b91"
 CLIENT = ("client-4d1f", "client-secret-93ac0b")
 BASIC = base64.b64encode(b"reader:" + KEY.encode()).decode()
 
