@@ -54,6 +54,10 @@ def main_options(
     """Global options."""
     _state["verbose"] = verbose
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
+    if not verbose:  # one line per failure; tracebacks only with --verbose
+        from ingestion.errors import one_line_logs
+
+        one_line_logs()
     settings.load_local_env()
 
 
