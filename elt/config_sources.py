@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from elt.config_values import (
+    Arguments,
     ColumnList,
     Duration,
     Headers,
@@ -15,6 +16,7 @@ from elt.config_values import (
     Location,
     Name,
     Params,
+    Reference,
     SecretRef,
     SqlIdentifier,
     StrList,
@@ -25,7 +27,12 @@ from elt.config_values import (
 Disposition = Literal["merge", "replace", "append"]
 Contract = Literal["evolve", "freeze", "discard_row", "discard_value"]
 DEFAULT_POOLS = {"database": 8, "api": 10, "file_io": 6, "cpu": 4, "memory": 2}
-DEFAULT_POOL_BY_TYPE = {"sql_database": "database", "rest_api": "api", "filesystem": "file_io"}
+DEFAULT_POOL_BY_TYPE = {
+    "sql_database": "database",
+    "rest_api": "api",
+    "filesystem": "file_io",
+    "dlt": "api",
+}
 
 
 class Strict(BaseModel):
@@ -288,15 +295,27 @@ class FilesystemSource(_SourceBase):
     files: dict[Name, FileSet] = Field(min_length=1)
 
 
+class DltSourceRef(_SourceBase):
+    """Any dlt source by reference: a team's own ``@dlt.source`` (e.g. in
+    ``ingestion/custom/``) or a dlt verified source, called with ``args``."""
+
+    type: Literal["dlt"]
+    source: Reference
+    args: Arguments = {}
+    resources: StrList = []
+
+
 Source = Annotated[
-    SqlDatabaseSource | RestApiSource | FilesystemSource, Field(discriminator="type")
+    SqlDatabaseSource | RestApiSource | FilesystemSource | DltSourceRef,
+    Field(discriminator="type"),
 ]
-SOURCE_TYPES = ("sql_database", "rest_api", "filesystem")
+SOURCE_TYPES = ("sql_database", "rest_api", "filesystem", "dlt")
 
 __all__ = [
     "DEFAULT_POOLS",
     "DEFAULT_POOL_BY_TYPE",
     "SOURCE_TYPES",
+    "DltSourceRef",
     "FileSet",
     "FilesystemSource",
     "Paginator",

@@ -186,6 +186,23 @@ Location = Annotated[str, AfterValidator(_check_location)]
 """A local path or a file://, s3://, gs://, az:// URL (or an env reference)."""
 NotifyUrl = Annotated[str, AfterValidator(_check_notify_url)]
 """An Apprise URL without secrets in it, or an env reference."""
+_REFERENCE = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+)
+
+
+def check_reference(value: str) -> str:
+    """A Python object by reference: ``package.module:function``."""
+    if not _REFERENCE.match(value):
+        raise Invalid(
+            f"{value!r} is not a reference to a function",
+            hint="write package.module:function, e.g. ingestion.custom.events_feed:events_feed",
+        )
+    return value
+
+
+Reference = Annotated[str, AfterValidator(check_reference)]
+"""``package.module:function``, e.g. a ``@dlt.source`` function."""
 Headers = Annotated[dict[str, str], AfterValidator(_no_literal_credentials("header"))]
 """HTTP headers; credentials in them must be env references."""
 Params = Annotated[dict[str, Any], AfterValidator(_no_literal_credentials("query parameter"))]

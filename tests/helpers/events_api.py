@@ -1,10 +1,10 @@
 """A loopback REST API of nested events, a shape the demo does not have.
 
 Each event has nested objects (``actor``, ``payload.repo``) and lists (``payload.tags``,
-``payload.items``), so dlt makes child tables. Pages are linked by the ``Link`` header; the
-first request of every page is answered 429 (``Retry-After: 0``); every request must carry the
-credential ``check`` accepts, else 401. ``POST /token`` hands out OAuth2 client-credentials
-tokens that expire after ``token_ttl`` seconds.
+``payload.items``), so dlt makes child tables. Pages (``page_size`` rows, a query parameter
+overrides it) are linked by the ``Link`` header; the first request of every page is answered
+429 (``Retry-After: 0``); every request must carry the credential ``check`` accepts, else 401.
+``POST /token`` hands out OAuth2 client-credentials tokens that expire after ``token_ttl`` s.
 
     api = EventsApi(events(12), check=lambda request: ...)
     api.url  # http://127.0.0.1:PORT/
@@ -133,11 +133,12 @@ class _Handler(BaseHTTPRequestHandler):
             server.throttled.add(self.path)
             self._send(429, {"error": "slow down"}, {"Retry-After": "0"})
             return
-        start = (page - 1) * server.page_size
-        data = server.rows[start : start + server.page_size]
+        size = int(query.get("page_size", [server.page_size])[0])
+        start = (page - 1) * size
+        data = server.rows[start : start + size]
         headers = {}
-        if start + server.page_size < len(server.rows):
-            headers["Link"] = f'<{server.url}events?page={page + 1}>; rel="next"'
+        if start + size < len(server.rows):
+            headers["Link"] = f'<{server.url}events?page={page + 1}&page_size={size}>; rel="next"'
         server.served += 1
         self._send(200, data, headers)
 

@@ -398,7 +398,7 @@ def test_unknown_source_type_lists_valid_ones(tmp_path: Path) -> None:
     text = "sources:\n  shop:\n    type: postgres\n    tables: {t: {}}\n" + PIPE
     assert only_problem(tmp_path, text) == (
         "pipelines.yml:3: sources.shop.type: unknown source type 'postgres': valid types are "
-        "'sql_database', 'rest_api', 'filesystem'"
+        "'sql_database', 'rest_api', 'filesystem', 'dlt'"
     )
 
 
