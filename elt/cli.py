@@ -410,6 +410,26 @@ def _print_summary(result: RunResult, wall_s: float) -> None:
     console.print(f"[{color}]{result.status}[/] in {wall_s:.1f} s")
 
 
+@app.command()
+def schema(
+    markdown: Annotated[
+        bool, typer.Option(help="The reference page (docs/pipelines-yml.md) instead.")
+    ] = False,
+    write: Annotated[
+        bool, typer.Option(help="Write pipelines.schema.json and docs/pipelines-yml.md.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema of pipelines.yml (made from its pydantic models)."""
+    from elt import schema_docs
+
+    if write:
+        for name, text in schema_docs.generated_files().items():
+            (paths.project_root() / name).write_text(text)
+            console.print(f"wrote {name}")
+        return
+    sys.stdout.write(schema_docs.markdown() if markdown else schema_docs.schema_text())
+
+
 # -- export -------------------------------------------------------------------------------
 
 

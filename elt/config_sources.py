@@ -38,21 +38,26 @@ DEFAULT_POOL_BY_TYPE = {
 class Strict(BaseModel):
     """Base of every config model: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
 
 
 class Retries(Strict):
     """How often and after how long a failed step is retried."""
 
     count: int = Field(0, ge=0)
+    """Retries after the first attempt."""
     delay: Duration = timedelta(minutes=5)
+    """Wait between attempts."""
 
 
 class _Loadable(Strict):
     """Shared by tables, resources and file sets: primary key and write disposition."""
 
     primary_key: ColumnList = []
+    """Column(s) identifying a row; with a key the default write disposition is merge."""
     write_disposition: Disposition | None = None
+    """merge (upsert on primary_key), replace (reload the table) or append; default: merge with a
+    primary_key, else replace (append for file sets)."""
 
     @property
     def disposition(self) -> Disposition:
@@ -76,7 +81,9 @@ class SqlTable(_Loadable):
     """One table of a database source."""
 
     cursor: SqlIdentifier | None = None
+    """Column whose largest value loaded is remembered: the next run reads only newer rows."""
     lookback: Duration = timedelta(0)
+    """Re-read this far behind the cursor, to catch rows committed late."""
 
     @model_validator(mode="after")
     def _cursor_needs_incremental(self) -> SqlTable:
@@ -92,11 +99,16 @@ class SqlTable(_Loadable):
 class _SourceBase(Strict):
     name: str = ""
     description: str = ""
+    """Free text, shown in docs."""
     contract: Contract = "evolve"
+    """What a new column or data type does: evolve (accepted), freeze (the load fails),
+    discard_row, discard_value."""
     retries: Retries | None = None
+    """Retries of this source's ingest step (default: the pipeline's)."""
     pool: str | None = None
-    # slots of the pool one ingest of this source takes (a heavy source can take several)
+    """Pool its ingest step runs in (default by type: database, api, file_io)."""
     pool_slots: int = Field(1, ge=1)
+    """Slots of the pool one ingest of this source takes (a heavy source can take several)."""
 
     @property
     def dataset(self) -> str:
@@ -114,10 +126,15 @@ class SqlDatabaseSource(_SourceBase):
 
     type: Literal["sql_database"]
     credentials: SecretRef
+    """SQLAlchemy URL of the database, e.g. env:SHOP_DB_URL."""
     schema_: str | None = Field(None, alias="schema")
+    """Schema the tables are in (default: the database's default)."""
     backend: Literal["adbc", "connectorx", "pyarrow", "sqlalchemy"] = "adbc"
+    """Reader: adbc (fastest), connectorx, pyarrow or sqlalchemy."""
     chunk_size: int = Field(100_000, ge=1)
+    """Rows per batch read."""
     tables: dict[Name, SqlTable] = Field(min_length=1)
+    """Tables to load, by name."""
 
 
 _AUTH_NEEDS = {
@@ -145,16 +162,27 @@ class RestAuth(Strict):
 
     type: Literal["bearer", "api_key", "http_basic", "oauth2_client_credentials"]
     token: SecretRef | None = None
+    """bearer: the token."""
     scheme: str = Field("Bearer", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    """bearer: the word before the token (Authorization: <scheme> <token>), e.g. token."""
     name: str = "X-API-Key"
+    """api_key: name of the header, query parameter or cookie."""
     location: Literal["header", "query", "cookie"] = "header"
+    """api_key: where the key goes."""
     api_key: SecretRef | None = None
+    """api_key: the key."""
     username: str | None = None
+    """http_basic: the user (literal or env:NAME)."""
     password: SecretRef | None = None
+    """http_basic: the password."""
     token_url: UrlOrEnv | None = None
+    """oauth2_client_credentials: the token endpoint."""
     client_id: SecretRef | None = None
+    """oauth2_client_credentials: the client id."""
     client_secret: SecretRef | None = None
+    """oauth2_client_credentials: the client secret."""
     scopes: StrList = []
+    """oauth2_client_credentials: scopes asked for (sent as scope)."""
 
     @model_validator(mode="after")
     def _required_fields(self) -> RestAuth:
@@ -185,16 +213,29 @@ class Paginator(Strict):
     """How a REST API splits results into pages."""
 
     type: Literal["page_number", "offset", "cursor", "header_link", "json_link", "single_page"]
+    """page_number, offset, cursor (from the body), header_link (Link: rel=next), json_link (next
+    URL in the body) or single_page."""
     page_param: str = "page"
+    """page_number: query parameter of the page."""
     base_page: int = 1
+    """page_number: number of the first page."""
     total_path: str | None = None
+    """page_number, offset: JSON path of the total (pages or items); without it, paging stops at an
+    empty page."""
     offset_param: str = "offset"
+    """offset: query parameter of the offset."""
     limit_param: str = "limit"
+    """offset: query parameter of the page size."""
     limit: int | None = Field(None, ge=1)
+    """offset: page size."""
     cursor_path: str | None = None
+    """cursor: JSON path of the next cursor in the body."""
     cursor_param: str | None = None
+    """cursor: query parameter the cursor is sent as."""
     next_url_path: str | None = None
+    """json_link: JSON path of the next page's URL."""
     maximum_page: int | None = Field(None, ge=1)
+    """page_number: stop after this page."""
 
     @model_validator(mode="after")
     def _required_fields(self) -> Paginator:
@@ -210,20 +251,30 @@ class RestIncremental(Strict):
     """Incremental loading of a REST resource by a cursor field sent as a query parameter."""
 
     cursor_path: str
+    """JSON path of the field whose largest value is remembered."""
     param: str
+    """Query parameter the last value is sent as."""
     initial_value: str | None = None
+    """Value sent on the first run."""
     lookback: Duration = timedelta(0)
+    """Send the last value minus this, to catch late updates."""
 
 
 class RestResource(_Loadable):
     """One endpoint of a REST API source."""
 
     path: UrlOrEnv
+    """Path under base_url; with a parent, {field} reads the parent's rows."""
     data_selector: str | None = None
+    """JSON path of the list of rows in the body (default: found by dlt)."""
     params: Params = {}
+    """Query parameters; credentials must be env:NAME."""
     paginator: Paginator | None = None
+    """Paging of this resource (default: the source's)."""
     incremental: RestIncremental | None = None
+    """Load only rows newer than the last run."""
     parent: str | None = None
+    """Resource whose rows fill the {field} placeholders of path."""
 
 
 class RestApiSource(_SourceBase):
@@ -231,10 +282,15 @@ class RestApiSource(_SourceBase):
 
     type: Literal["rest_api"]
     base_url: UrlOrEnv
+    """Root URL of the API, e.g. env:EVENTS_API_URL."""
     headers: Headers = {}
+    """Extra headers; credentials must be env:NAME."""
     auth: RestAuth | None = None
+    """How requests authenticate."""
     paginator: Paginator | None = None
+    """Default paging of every resource."""
     resources: dict[Name, RestResource] = Field(min_length=1)
+    """Endpoints to load, by table name."""
 
     @model_validator(mode="after")
     def _parents_exist(self) -> RestApiSource:
@@ -276,7 +332,9 @@ class FileSet(_Loadable):
     """Files matching a glob inside a filesystem source."""
 
     glob: str
+    """Files to read, relative to bucket_url, e.g. supplies/*.csv."""
     format: Literal["csv", "jsonl", "parquet"]
+    """csv, jsonl or parquet."""
 
     @property
     def disposition(self) -> Disposition:
@@ -291,8 +349,11 @@ class FilesystemSource(_SourceBase):
 
     type: Literal["filesystem"]
     bucket_url: Location
+    """Local folder or file://, s3://, gs://, az:// URL (or env:NAME)."""
     endpoint_url: UrlOrEnv | None = None
+    """S3-compatible endpoint (MinIO, moto…)."""
     files: dict[Name, FileSet] = Field(min_length=1)
+    """File sets to load, by table name."""
 
 
 class DltSourceRef(_SourceBase):
@@ -301,8 +362,11 @@ class DltSourceRef(_SourceBase):
 
     type: Literal["dlt"]
     source: Reference
+    """The dlt source function: package.module:function."""
     args: Arguments = {}
+    """Keyword arguments of the function (values or env:NAME; credentials must be env:NAME)."""
     resources: StrList = []
+    """Load only these resources of the source (default: all)."""
 
 
 Source = Annotated[

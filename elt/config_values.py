@@ -14,11 +14,12 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from croniter import croniter
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 from elt.config_secrets import credential_name, looks_like_credential, url_credential
 
 ENV_PREFIX = "env:"
+ENV_PATTERN = r"^env:[A-Za-z_][A-Za-z0-9_]*\??$"
 SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")
 SECRET_HINT = "put secrets in the environment and reference them as env:NAME"  # noqa: S105
 
@@ -178,7 +179,11 @@ def _check_location(value: str) -> str:
     return value
 
 
-SecretRef = Annotated[str, AfterValidator(_require_env_ref)]
+SecretRef = Annotated[
+    str,
+    AfterValidator(_require_env_ref),
+    WithJsonSchema({"type": "string", "pattern": ENV_PATTERN, "description": "env:NAME"}),
+]
 """A secret: must be ``env:NAME``; a literal is an error."""
 UrlOrEnv = Annotated[str, AfterValidator(_no_inline_credentials)]
 """A literal URL/path without credentials, or an env reference."""
@@ -230,7 +235,18 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$|^\d+$"},
+                {"type": "integer", "minimum": 0},
+            ]
+        }
+    ),
+]
 """A duration written as ``5m``, ``1h``, ``2h30m``, ``3d`` or seconds."""
 
 
@@ -301,7 +317,10 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-StrList = Annotated[list[str], BeforeValidator(_as_list)]
+_ONE_OR_MORE = WithJsonSchema(
+    {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+)
+StrList = Annotated[list[str], BeforeValidator(_as_list), _ONE_OR_MORE]
 # column names that end up in SQL (primary keys): each must be a plain identifier
-ColumnList = Annotated[list[SqlIdentifier], BeforeValidator(_as_list)]
+ColumnList = Annotated[list[SqlIdentifier], BeforeValidator(_as_list), _ONE_OR_MORE]
 """A list of strings; a single string is accepted and wrapped."""
