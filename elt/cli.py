@@ -430,6 +430,42 @@ def schema(
     sys.stdout.write(schema_docs.markdown() if markdown else schema_docs.schema_text())
 
 
+scaffold_app = typer.Typer(
+    help="Generate starting files from what is loaded.", no_args_is_help=True
+)
+app.add_typer(scaffold_app, name="scaffold")
+
+
+@scaffold_app.command("dbt")
+def scaffold_dbt(
+    source: Annotated[str, typer.Argument(help="A source of pipelines.yml, already loaded.")],
+    project_dir: Annotated[
+        Path | None, typer.Option(help="dbt project (default: the project's).")
+    ] = None,
+) -> None:
+    """dbt staging for SOURCE: __sources.yml and a stg_ model (.sql + .yml) per raw table;
+    files that exist are kept."""
+    from elt.scaffold import ScaffoldError, scaffold
+
+    config = _load_config()
+    if source not in config.sources:
+        raise _fail(f"unknown source {source!r}; known: {', '.join(config.sources)}")
+    target = project_dir or paths.dbt_project_dir()
+    try:
+        result = scaffold(
+            source,
+            settings.warehouse_url(),
+            target,
+            description=config.sources[source].description,
+        )
+    except ScaffoldError as exc:
+        raise _fail(str(exc)) from None
+    for path in result.written:
+        console.print(f"[green]wrote[/] {path}")
+    for path in result.kept:
+        console.print(f"[yellow]kept[/] {path} (exists)")
+
+
 # -- export -------------------------------------------------------------------------------
 
 
