@@ -449,7 +449,7 @@ def scaffold_dbt(
 
     config = _load_config()
     if source not in config.sources:
-        raise _fail(f"unknown source {source!r}; known: {', '.join(config.sources)}")
+        raise fail(f"unknown source {source!r}; known: {', '.join(config.sources)}")
     target = project_dir or paths.dbt_project_dir()
     try:
         result = scaffold(
@@ -459,7 +459,7 @@ def scaffold_dbt(
             description=config.sources[source].description,
         )
     except ScaffoldError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     for path in result.written:
         console.print(f"[green]wrote[/] {path}")
     for path in result.kept:
