@@ -1,4 +1,5 @@
-"""What the run-lifecycle tests share: a process holding a pipeline, killing it, freeing
+"""What the run-lifecycle tests share: a process holding a pipeline, killing it (at the
+right moment), freeing
 every pipeline between tests, and `elt prefect serve` in the background."""
 
 from __future__ import annotations
@@ -6,6 +7,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from elt import paths
@@ -30,6 +33,18 @@ def kill(process: subprocess.Popen) -> None:
     """SIGKILL, by PID, and reap it."""
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
+
+
+def kill_when(process: subprocess.Popen, ready: Callable[[], bool], deadline_s: float) -> None:
+    """SIGKILL ``process`` by PID as soon as ``ready()`` (polled, at most ``deadline_s``);
+    fails when the process ends first or the moment never comes."""
+    deadline = time.monotonic() + deadline_s
+    while not ready():
+        assert process.poll() is None, "the process finished before it could be killed"
+        assert time.monotonic() < deadline, "the moment to kill never came"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL
 
 
 def free_pipelines(url: str) -> None:

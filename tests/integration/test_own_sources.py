@@ -5,10 +5,8 @@ in a database locked down as `elt up` locks the warehouse (no TEMP, no CONNECT f
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg2
@@ -19,6 +17,7 @@ from elt import roles
 from elt.settings import Connection
 from ingestion.runner import IngestError, ingest
 from tests.helpers.events_api import EventsApi, events
+from tests.helpers.lifecycle import kill_when
 from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
@@ -169,13 +168,7 @@ def test_a_load_killed_mid_merge_does_not_block_the_next_run(
     try:
         blocker.cursor().execute("lock table raw_evkill.events in access exclusive mode")
         victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + KILL_DEADLINE_S
-        while not _loader_waits_for_a_lock(locked_down):
-            assert victim.poll() is None, "the load finished before it could be killed"
-            assert time.monotonic() < deadline, "the load never reached the merge"
-            time.sleep(0.05)
-        os.kill(victim.pid, signal.SIGKILL)
-        assert victim.wait(timeout=30) == -signal.SIGKILL
+        kill_when(victim, lambda: _loader_waits_for_a_lock(locked_down), KILL_DEADLINE_S)
         assert rows(locked_down, "select count(*) from raw_evkill_staging.events") == [(12,)]
     finally:
         blocker.rollback()
