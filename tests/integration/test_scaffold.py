@@ -22,7 +22,7 @@ from tests.helpers.warehouse import rows
 pytestmark = pytest.mark.integration
 
 DATABASE = "scaffold_test"
-SQLFLUFF_TIMEOUT_S = 300
+TOOL_TIMEOUT_S = 300
 STAGING = "models/staging/evscaf"
 
 
@@ -82,6 +82,18 @@ def _dbt_env(pg) -> dict[str, str]:
     }
 
 
+def _run(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """This interpreter with ``args`` in the project folder (dbt, sqlfluff)."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT_S,
+    )
+
+
 def test_scaffolded_staging_builds_lints_and_is_never_overwritten(pg, loaded, project):
     result = scaffold("evscaf", loaded, project)
 
@@ -101,22 +113,16 @@ def test_scaffolded_staging_builds_lints_and_is_never_overwritten(pg, loaded, pr
     assert "to: ref('stg_evscaf__events')" in items_yml
 
     env = {**os.environ, **_dbt_env(pg)}
-    build = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dbt.cli.main",
-            "build",
-            "--project-dir",
-            str(project),
-            "--profiles-dir",
-            str(project),
-        ],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=SQLFLUFF_TIMEOUT_S,
+    build = _run(
+        project,
+        env,
+        "-m",
+        "dbt.cli.main",
+        "build",
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(project),
     )
     assert build.returncode == 0, build.stdout[-3000:]
     assert "ERROR=0" in build.stdout and "WARN=0" in build.stdout
@@ -127,14 +133,7 @@ def test_scaffolded_staging_builds_lints_and_is_never_overwritten(pg, loaded, pr
         loaded, "select count(*) from audit_staging.stg_evscaf__events__payload__items"
     ) == [(18,)]
 
-    lint = subprocess.run(
-        [str(Path(sys.executable).with_name("sqlfluff")), "lint", STAGING],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=SQLFLUFF_TIMEOUT_S,
-    )
+    lint = _run(project, env, "-m", "sqlfluff", "lint", STAGING)
     assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-2000:]
 
     mine = project / STAGING / "stg_evscaf__events.sql"
