@@ -259,3 +259,63 @@ def test_full_refresh_resets_a_source_completely_under_the_roles(
         == []
     )
     assert rows(locked_down, "select count(*) from raw_evreset.events__payload__items") == [(14,)]
+
+
+OTHER_TYPES_YML = """\
+version: 1
+sources:
+  evfiles:
+    type: filesystem
+    bucket_url: {landing}
+    files: {{events: {{glob: "*.jsonl", format: jsonl, primary_key: id}}}}
+  evcustom:
+    type: dlt
+    source: ingestion.custom.events_feed:events_feed
+    args: {{base_url: env:EVENTS_API_URL, token: env:EVENTS_BEARER, page_size: 5}}
+pipelines:
+  p: {{sources: [evfiles, evcustom]}}
+"""
+
+
+def test_nested_files_and_custom_sources_merge_under_the_roles(
+    locked_down, events_env, tmp_path, monkeypatch
+):
+    import json
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.jsonl").write_text("\n".join(json.dumps(e) for e in events(8)) + "\n")
+    api = EventsApi(events(8), check=lambda r: r.headers.get("Authorization") == "Bearer b1")
+    monkeypatch.setenv("EVENTS_API_URL", api.url)
+    monkeypatch.setenv("EVENTS_BEARER", "b1")
+    path = tmp_path / "pipelines.yml"
+    path.write_text(OTHER_TYPES_YML.format(landing=landing))
+    sources = elt_config.load(path).sources
+    try:
+        for name in ("evfiles", "evcustom"):
+            ingest(sources[name], destination_url=locked_down)
+        # a newer file with event 1 changed; the API changes every odd event
+        (landing / "b.jsonl").write_text(json.dumps(events(8, version=2)[0]) + "\n")
+        api.rows, api.throttled = events(8, version=2), set()
+        for name in ("evfiles", "evcustom"):
+            ingest(sources[name], destination_url=locked_down)
+    finally:
+        api.close()
+
+    for name in ("evfiles", "evcustom"):
+        assert rows(locked_down, f"select count(*), count(distinct id) from raw_{name}.events") == [
+            (8, 8)
+        ], name
+        assert rows(
+            locked_down,
+            f"select count(*), count(e._dlt_id) from raw_{name}.events__payload__items i"
+            f" left join raw_{name}.events e on e._dlt_id = i._dlt_root_id",
+        ) == [(16, 16)], name
+    # the changed events replaced the first ones, their lists too
+    for name, edited in (("evfiles", 1), ("evcustom", 4)):
+        assert rows(
+            locked_down,
+            f"select count(distinct e.id), count(t.value) from raw_{name}.events e"
+            f" join raw_{name}.events__payload__tags t on t._dlt_root_id = e._dlt_id"
+            " where e.kind = 'edited'",
+        ) == [(edited, 2 * edited)], name
