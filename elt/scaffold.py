@@ -28,9 +28,8 @@ _COLUMNS = """
        and not a.attisdropped and c.relname not like '\\_dlt\\_%%'
      order by c.relname, a.attnum
 """
-_SCHEMA = (
-    "select schema from {}._dlt_version where schema_name = %s order by inserted_at desc limit 1"
-)
+# a dataset holds one dlt schema: the source's name, or a `type: dlt` function's own name
+_SCHEMA = "select schema from {} order by schema_name = %s desc, inserted_at desc limit 1"
 _RENAMED = {
     "_dlt_load_id": "load_id",
     "_dlt_id": "dlt_id",
@@ -114,7 +113,7 @@ def _dlt_tables(cur, dataset: str, source: str) -> dict:
     )
     if cur.fetchone() is None:
         return {}
-    cur.execute(sql.SQL(_SCHEMA).format(sql.Identifier(dataset)), (source,))
+    cur.execute(sql.SQL(_SCHEMA).format(sql.Identifier(dataset, "_dlt_version")), (source,))
     row = cur.fetchone()
     return _decode_schema(row[0]).get("tables", {}) if row else {}
 

@@ -8,6 +8,7 @@ import pytest
 
 from elt import config as elt_config
 from elt import roles
+from elt.scaffold import raw_tables
 from ingestion.runner import IngestError, ingest
 from tests.helpers.events_api import EventsApi, events
 from tests.helpers.warehouse import rows
@@ -59,6 +60,10 @@ def test_a_custom_dlt_source_loads_through_the_runner_under_the_roles(pg, feed):
         " count(distinct _dlt_load_id) from raw_feed.events",
     ) == [(10, 10, 5, 1)]
     assert rows(url, "select count(*) from raw_feed.events__payload__items") == [(20,)]
+    # scaffolding reads the keys from the function's own dlt schema (named events_feed)
+    tables = {table.name: table for table in raw_tables(url, "feed")}
+    assert tables["events"].primary_key == ["id"]
+    assert tables["events__payload__items"].parent == "events"
     if roles.in_use():
         assert rows(
             url, "select distinct tableowner from pg_tables where schemaname = 'raw_feed'"
