@@ -16,8 +16,11 @@ from base64 import b64decode
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import psycopg2
+from psycopg2 import sql
+from psycopg2.extensions import cursor
 
 _COLUMNS = """
     select c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
@@ -102,10 +105,8 @@ def raw_tables(url: str, source: str) -> list[RawTable]:
     return tables
 
 
-def _dlt_tables(cur, dataset: str, source: str) -> dict:
+def _dlt_tables(cur: cursor, dataset: str, source: str) -> dict[str, Any]:
     """dlt's stored schema of the source (tables → hints); empty when there is none."""
-    from psycopg2 import sql
-
     cur.execute(
         "select 1 from information_schema.tables where table_schema = %s"
         " and table_name = '_dlt_version'",
@@ -115,15 +116,17 @@ def _dlt_tables(cur, dataset: str, source: str) -> dict:
         return {}
     cur.execute(sql.SQL(_SCHEMA).format(sql.Identifier(dataset, "_dlt_version")), (source,))
     row = cur.fetchone()
-    return _decode_schema(row[0]).get("tables", {}) if row else {}
+    tables: dict[str, Any] = _decode_schema(row[0]).get("tables", {}) if row else {}
+    return tables
 
 
-def _decode_schema(stored: str) -> dict:
+def _decode_schema(stored: str) -> dict[str, Any]:
     """dlt stores the schema as JSON, or base64 of zlib-compressed JSON."""
     text = stored.strip()
     if not text.startswith("{"):
         text = zlib.decompress(b64decode(text)).decode()
-    return json.loads(text)
+    decoded: dict[str, Any] = json.loads(text)
+    return decoded
 
 
 def scaffold(source: str, url: str, project_dir: Path, *, description: str = "") -> ScaffoldResult:
