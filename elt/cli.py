@@ -163,8 +163,22 @@ def env() -> None:
     values["ELT_WAREHOUSE_DSN"] = (
         f"postgresql://{conn.user}@{conn.host}:{conn.port}/{conn.database}"
     )
+    values.update(_dbt_env())
     for key, value in sorted(values.items()):
         print(f"export {key}={_shell_quote(value)}")
+
+
+def _dbt_env() -> dict[str, str]:
+    """``dbt`` by hand finds the configured project and the generated profile."""
+    from elt import project
+
+    dbt_project = project.of()
+    return {
+        "DBT_PROJECT_DIR": str(dbt_project.path),
+        "DBT_PROFILES_DIR": str(dbt_project.profiles_dir()),
+        "DBT_PROFILE": dbt_project.profile,
+        "DBT_TARGET": project.TARGET,
+    }
 
 
 def _shell_quote(value: str) -> str:
@@ -307,10 +321,12 @@ def build(
     ] = True,
 ) -> None:
     """dbt build into the audit schema; publish the marts only when every test passed."""
-    from elt import dbt, publish
+    from elt import dbt, project, publish
+    from elt.marts import selected_marts
 
+    dbt_project = project.of()
     with console.status("dbt build…"):
-        outcome = dbt.invoke("build", dbt.selection_args(select or []))
+        outcome = dbt.invoke("build", dbt.selection_args(select or []), project=dbt_project)
     console.print(
         f"models {outcome.count('model', 'success')}, tests passed {outcome.count('test', 'pass')},"
         f" warned {len(outcome.warned)}, failed {len(outcome.failed)}"
@@ -319,7 +335,7 @@ def build(
         details = "\n".join(f"  {r.unique_id}: {r.message or r.status}" for r in outcome.failed)
         raise fail(f"dbt build failed; nothing was published\n{details or outcome.error}")
     if publish_marts:
-        result = publish.publish()
+        result = publish.publish(marts=selected_marts(dbt_project, select or []))
         console.print(f"[green]published[/] {len(result.tables)} marts to {result.schema}")
 
 

@@ -8,13 +8,17 @@ add up to one run: the quality gate, for instance, reads the run's dbt results f
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from elt import dbt, notify, publish, runs
+from elt import project as dbt_project
 from elt.config import Pipeline, ProjectConfig
+from elt.marts import Mart, not_built, selected_marts
+from elt.project import DbtProject
 from elt.spec import Step
 
 
@@ -174,10 +178,19 @@ class StepRunner:
         built = outcome.count("model", "success")
         return built, {"models": built, "tests": outcome.count("test")}
 
+    @functools.cached_property
+    def project(self) -> DbtProject:
+        """The dbt project this pipeline builds (``dbt.project_dir``)."""
+        return dbt_project.of(self.config, self.pipe)
+
     def dbt_build(self, args: list[str]) -> dbt.DbtOutcome:
         """Run ``dbt build args`` in-process (an orchestrator may run it its own way)."""
         return dbt.invoke(
-            "build", args, quiet=self.progress is not None, on_node=self._dbt_progress()
+            "build",
+            args,
+            project=self.project,
+            quiet=self.progress is not None,
+            on_node=self._dbt_progress(),
         )
 
     def _dbt_progress(self) -> Callable[[str, str], None] | None:
@@ -213,14 +226,38 @@ class StepRunner:
         """The gate: closed when a dbt node of this run failed or was skipped, or a GX
         check of severity `fail` failed; `warn` checks are recorded and notified only."""
         close_gate_on_failed_nodes(self.url, self.result.run_id)
+        if self.pipe.publish == "write_audit_publish":
+            self._selected_marts_built()
         checks = self._check("audit")
         warned = len(self.result.dbt.warned) if self.result.dbt else 0
         warned += len(self.result.check_warnings)
         return checks, {"checks": checks, "warnings": warned}
 
+    @functools.cached_property
+    def marts(self) -> list[Mart]:
+        """The models this pipeline publishes (the rule in ``elt.marts``)."""
+        spec = self.pipe.dbt
+        return selected_marts(self.project, spec.select, spec.exclude)
+
+    def _selected_marts_built(self) -> None:
+        """Close the gate, by name, when a mart the selection publishes was not built."""
+        with runs.connect(self.url) as conn, conn.cursor() as cur:
+            cur.execute(
+                f"select unique_id from {runs.SCHEMA}.dbt_results"
+                " where run_id = %s and status = 'success'",
+                (self.result.run_id,),
+            )
+            built = [row[0] for row in cur.fetchall()]
+        missing = not_built(self.marts, built)
+        if missing:
+            raise StepError(
+                f"quality gate closed: selected mart(s) {', '.join(missing)} were not built"
+                " in this run; nothing was published"
+            )
+
     def publish(self, step: Step) -> tuple[int, dict]:
-        """Swap the audited marts into the published schema."""
-        published = publish.publish(self.url)
+        """Swap the pipeline's selected marts into the published schema."""
+        published = publish.publish(self.url, marts=self.marts)
         self.result.published = published.tables
         return sum(published.tables.values()), {"tables": published.tables}
 

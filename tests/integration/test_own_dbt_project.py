@@ -1,0 +1,139 @@
+"""A team's own dbt project (tests/fixtures/acme_dbt) run by the platform.
+
+The fixture is shaped unlike the demo's project: its own profile name and no profiles.yml,
+no ``+schema`` (seeds, snapshot, helper tables and marts all land in the audit schema),
+marts in a nested folder beside one that opts out, and one published by ``meta`` from a
+folder not called marts. ``pipelines.yml`` names it with a relative ``dbt.project_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from elt import config as elt_config
+from elt.runner import run_pipeline
+from tests.helpers.warehouse import rows
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+PROJECT = FIXTURES / "acme_dbt"
+LANDING = FIXTURES / "acme_landing"
+PIPELINE = "acme_daily"
+# what the rule of elt/marts.py publishes from the selection "+marts +reporting"
+PUBLISHED = {"customer_summary", "revenue_by_country"}
+# built into the audit schema by the same run, never published
+NOT_PUBLISHED = {"country_names", "customer_history", "order_facts", "fx_scratch"}
+
+
+def acme_config(home: Path) -> dict:
+    """pipelines.yml for the fixture project, with ``project_dir`` relative to the file."""
+    return {
+        "version": 1,
+        "dbt": {"project_dir": os.path.relpath(PROJECT, home)},
+        "sources": {
+            "acme": {
+                "type": "filesystem",
+                "bucket_url": "env:ACME_LANDING_URL",
+                "files": {
+                    "orders": {"glob": "orders/*.csv", "format": "csv", "primary_key": "id"},
+                    "customers": {"glob": "customers/*.csv", "format": "csv", "primary_key": "id"},
+                },
+            }
+        },
+        "pipelines": {
+            PIPELINE: {
+                "sources": ["acme"],
+                "dbt": {"select": ["+marts", "+reporting"]},
+                "quality": {
+                    "rules": [{"type": "row_count", "table": "revenue_by_country", "min": 3}]
+                },
+            }
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def acme_env(pg, tmp_path_factory):
+    """ELT_HOME, an empty warehouse database and pipelines.yml for the fixture project."""
+    home = tmp_path_factory.mktemp("acme")
+    config_file = home / "pipelines.yml"
+    config_file.write_text(yaml.safe_dump(acme_config(home), sort_keys=False))
+    saved = dict(os.environ)
+    os.environ.update(
+        {
+            "ELT_HOME": str(home),
+            "ELT_WAREHOUSE_URL": pg.create_database("acme_wh"),
+            "ELT_CONFIG": str(config_file),
+            "ACME_LANDING_URL": str(LANDING),
+            "ELT_GX_DIR": str(home / "gx_project"),  # GX writes suites: not into the repo
+        }
+    )
+    try:
+        yield home
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def acme_run(acme_env):
+    """One `elt run` of the fixture pipeline."""
+    config = elt_config.load(check_env=True)
+    return config, run_pipeline(config, PIPELINE)
+
+
+def _tables(url: str, schema: str) -> set[str]:
+    found = rows(url, "select tablename from pg_tables where schemaname = %s", (schema,))
+    return {name for (name,) in found}
+
+
+def test_run_publishes_exactly_the_selected_marts(acme_run):
+    _, result = acme_run
+    assert result.status == "succeeded", result.error
+    url = os.environ["ELT_WAREHOUSE_URL"]
+    assert set(result.published) == PUBLISHED
+    assert _tables(url, "analytics") == PUBLISHED
+    # everything else the run built is in the audit schema, and stayed there
+    assert _tables(url, "audit") >= NOT_PUBLISHED
+    revenue = dict(rows(url, "select country_code, revenue from analytics.revenue_by_country"))
+    assert {code: float(amount) for code, amount in revenue.items()} == {
+        "DE": 14.75,
+        "NL": 99.0,
+        "FR": 20.75,
+    }
+    summary = rows(url, "select customer_name, orders from analytics.customer_summary order by 1")
+    assert summary == [("Anna", 2), ("Bram", 1), ("Chloé", 2)]
+
+
+def test_the_generated_profile_carries_the_projects_own_profile_name(acme_run, acme_env):
+    profile = acme_env / "dbt" / "profiles" / "acme_warehouse" / "profiles.yml"
+    document = yaml.safe_load(profile.read_text())
+    assert list(document) == ["acme_warehouse"]
+    assert not (PROJECT / "profiles.yml").exists()
+    assert not (PROJECT / "target").exists()  # artifacts stay in the state folder
+    # every connection value comes from the environment: no secret in the file
+    output = document["acme_warehouse"]["outputs"]["elt"]
+    assert all("env_var(" in str(output[key]) for key in ("host", "user", "password", "dbname"))
+    assert os.environ["ELT_WAREHOUSE_URL"].split("@")[0].split(":")[-1] not in profile.read_text()
+
+
+def test_a_selected_mart_not_built_closes_the_gate_by_name(acme_run):
+    from elt.spec import plan
+    from elt.steps import RunResult, StepError, StepRunner
+
+    config, result = acme_run
+    pipe = config.pipeline(PIPELINE)
+    url = os.environ["ELT_WAREHOUSE_URL"]
+    rows(
+        url,
+        "delete from elt_meta.dbt_results where run_id = %s and unique_id like %s",
+        (result.run_id, "%.customer_summary"),
+    )
+    runner = StepRunner(config, pipe, RunResult(run_id=result.run_id, pipeline=PIPELINE), url)
+    with pytest.raises(StepError, match=r"selected mart\(s\) customer_summary were not built"):
+        runner.run(plan(config, pipe).step("quality_gate"))
