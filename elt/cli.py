@@ -14,6 +14,8 @@ from rich.table import Table
 
 from elt import paths, settings
 from elt.cli_support import err, fail, load_config
+from elt.dev_cli import ci as ci_command
+from elt.dev_cli import dev_app
 from elt.docs_site.cli import docs_app
 from elt.redact import redact
 from expectations.cli import validate as validate_checks
@@ -38,6 +40,8 @@ app = typer.Typer(
 demo_api_app = typer.Typer(help="The local tweets REST API used by the demo.", no_args_is_help=True)
 app.add_typer(demo_api_app, name="demo-api")
 app.add_typer(docs_app, name="docs")
+app.add_typer(dev_app, name="dev")
+app.command("ci")(ci_command)
 app.add_typer(prefect_app, name="prefect", help="Run pipelines as Prefect flows and deployments.")
 app.add_typer(airflow_app, name="airflow", help="Run pipelines as Airflow DAGs (Cosmos).")
 

@@ -9,17 +9,21 @@ add up to one run: the quality gate, for instance, reads the run's dbt results f
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from elt import dbt, notify, publish, runs
+from elt import dbt, notify, publish, runs, state
 from elt import project as dbt_project
 from elt.config import Pipeline, ProjectConfig
 from elt.marts import Mart, not_built, selected_marts
 from elt.project import DbtProject
+from elt.redact import redact
 from elt.spec import Step
+
+log = logging.getLogger(__name__)
 
 
 class StepError(RuntimeError):
@@ -259,7 +263,26 @@ class StepRunner:
         """Swap the pipeline's selected marts into the published schema."""
         published = publish.publish(self.url, marts=self.marts)
         self.result.published = published.tables
-        return sum(published.tables.values()), {"tables": published.tables}
+        detail = {"tables": published.tables, "state_stored": self._store_state(published)}
+        return sum(published.tables.values()), detail
+
+    def _store_state(self, published: publish.PublishResult) -> bool:
+        """Keep this build's manifest as the project's production state (``elt dev``/``elt
+        ci`` defer to it); a failure here is logged, never a failed publish."""
+        try:
+            return state.store(
+                self.url,
+                self.project,
+                pipeline=self.pipe.name,
+                run_id=self.result.run_id,
+                marts=self.marts,
+                published_schema=published.schema,
+            )
+        except Exception as exc:  # the marts are published; the state is a convenience
+            log.warning(
+                "could not store the dbt state of %s: %s", self.project.name, redact(str(exc))
+            )
+            return False
 
     def export(self, step: Step) -> tuple[int, dict]:
         """Write the pipeline's export models from the published schema to its lake as

@@ -9,6 +9,7 @@ folder not called marts. ``pipelines.yml`` names it with a relative ``dbt.projec
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,11 +31,11 @@ PUBLISHED = {"customer_summary", "revenue_by_country"}
 NOT_PUBLISHED = {"country_names", "customer_history", "order_facts", "fx_scratch"}
 
 
-def acme_config(home: Path) -> dict:
+def acme_config(home: Path, project: Path = PROJECT) -> dict:
     """pipelines.yml for the fixture project, with ``project_dir`` relative to the file."""
     return {
         "version": 1,
-        "dbt": {"project_dir": os.path.relpath(PROJECT, home)},
+        "dbt": {"project_dir": os.path.relpath(project, home)},
         "sources": {
             "acme": {
                 "type": "filesystem",
@@ -180,3 +181,116 @@ def test_prefect_flow_run_publishes_exactly_the_selected_marts(acme_run, prefect
     assert state.is_completed(), state.message
     assert set(state.result()["published"]) == PUBLISHED
     assert _tables(url, "analytics") == PUBLISHED
+
+
+# -- development and CI ---------------------------------------------------------------------
+
+
+def _checkout(tmp_path: Path, home: Path) -> Path:
+    """A developer's checkout of the project (another folder, the same dbt project) and a
+    pipelines.yml naming it; ELT_CONFIG points at it."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(PROJECT, checkout / "acme_dbt")
+    document = acme_config(checkout, checkout / "acme_dbt")
+    config_file = checkout / "pipelines.yml"
+    config_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    os.environ["ELT_CONFIG"] = str(config_file)
+    return checkout / "acme_dbt"
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, path
+    path.write_text(text.replace(old, new))
+
+
+def _relations(url: str, schema_like: str) -> dict[str, set[str]]:
+    found = rows(
+        url,
+        "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname like %s and c.relkind in ('r', 'v')",
+        (schema_like,),
+    )
+    result: dict[str, set[str]] = {}
+    for schema, name in found:
+        result.setdefault(schema, set()).add(name)
+    return result
+
+
+def _storage(url: str) -> list[tuple]:
+    """Every audit/published relation with its storage id: a rebuild changes it."""
+    return rows(
+        url,
+        "select n.nspname, c.relname, c.relfilenode from pg_class c join pg_namespace n"
+        " on n.oid = c.relnamespace where n.nspname in ('audit', 'analytics')"
+        " and c.relkind in ('r', 'v') order by 1, 2",
+    )
+
+
+def _elt(*args: str):
+    from typer.testing import CliRunner
+
+    from elt.cli import app
+
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+
+
+def test_dev_modified_builds_only_the_change_and_its_children(acme_run, tmp_path):
+    url = os.environ["ELT_WAREHOUSE_URL"]
+    os.environ["ELT_DEV_USER"] = "Anna.B"
+    project = _checkout(tmp_path, Path(os.environ["ELT_HOME"]))
+    _edit(
+        project / "models/reporting/customer_summary.sql",
+        "coalesce(sum(facts.amount), 0) as lifetime_amount",
+        "coalesce(sum(facts.amount), 0) as lifetime_amount,\n    max(facts.ordered_on) as last_on",
+    )
+    _edit(project / "models/reporting/top_countries.sql", "orders > 1", "orders >= 1")
+    before = _storage(url)
+
+    built = _elt("dev", "--modified")
+    assert built.exit_code == 0, built.output
+    assert _relations(url, "dev\\_anna\\_b%") == {
+        "dev_anna_b": {"customer_summary", "customer_tiers", "top_countries"}
+    }
+    assert "customer_summary, customer_tiers, top_countries" in built.output
+    # the unchanged parent is read from production: the published mart
+    view = rows(
+        url,
+        "select definition from pg_views where schemaname = 'dev_anna_b'"
+        " and viewname = 'top_countries'",
+    )[0][0]
+    assert "analytics.revenue_by_country" in view
+    assert rows(url, "select count(*) from dev_anna_b.top_countries") == [(3,)]
+    assert rows(url, "select count(last_on) from dev_anna_b.customer_summary") == [(3,)]
+    assert _storage(url) == before  # audit and published untouched
+
+    cleaned = _elt("dev", "clean")
+    assert cleaned.exit_code == 0, cleaned.output
+    assert _relations(url, "dev\\_%") == {}
+    assert rows(url, "select count(*) from pg_namespace where nspname like 'dev\\_%'") == [(0,)]
+
+
+def test_dev_refuses_the_pipelines_schemas(acme_run):
+    os.environ["ELT_DEV_SCHEMA"] = "audit_mine"
+    result = _elt("dev")
+    assert result.exit_code == 1
+    assert "schema 'audit_mine' belongs to the pipelines" in result.output
+
+
+def test_ci_on_a_breaking_change_fails_names_the_test_and_drops_its_schema(acme_run, tmp_path):
+    url = os.environ["ELT_WAREHOUSE_URL"]
+    project = _checkout(tmp_path, Path(os.environ["ELT_HOME"]))
+    _edit(
+        project / "models/marts/finance/revenue_by_country.sql",
+        "sum(facts.amount) as revenue",
+        "-sum(facts.amount) as revenue",
+    )
+    before = _storage(url)
+    result = _elt("ci", "--name", "feature/Negative-Revenue")
+    assert result.exit_code == 1, result.output
+    assert "revenue_is_not_negative" in result.output
+    assert "changed or downstream: revenue_by_country, top_countries" in result.output
+    assert "rows revenue_by_country: 3 published → 3 here" in result.output
+    assert "schema ci_feature_negative_revenue dropped" in result.output
+    assert rows(url, "select count(*) from pg_namespace where nspname like 'ci\\_%'") == [(0,)]
+    assert _storage(url) == before
