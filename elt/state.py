@@ -93,7 +93,10 @@ def fetch(url: str, project: DbtProject, folder: Path) -> str | None:
     """Write the stored state of ``project`` to ``folder/manifest.json``; returns the run id
     it came from, or None when no run of the project has published yet."""
     with runs.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(_DDL)
+        # read-only: a CI login may read elt_meta without creating anything there
+        cur.execute("select to_regclass(%s)", (TABLE,))
+        if cur.fetchone()[0] is None:
+            return None
         cur.execute(f"select run_id, manifest from {TABLE} where project = %s", (project.name,))
         row = cur.fetchone()
     if row is None:
