@@ -64,6 +64,18 @@ def _sources(cur: cursor, marts: Sequence[Mart] | None, audit: str) -> list[tupl
     return [(mart.schema, mart.name) for mart in marts]
 
 
+def _keep_others(cur, published: str, staging: str, replaced: set[str]) -> None:
+    """Move the published tables this publish does not replace (another pipeline's marts)
+    into the new schema: a metadata change, no copy, in the same transaction."""
+    for table in _mart_tables(cur, published):
+        if table not in replaced:
+            cur.execute(
+                sql.SQL("alter table {} set schema {}").format(
+                    sql.Identifier(published, table), sql.Identifier(staging)
+                )
+            )
+
+
 def publish(
     url: str | None = None,
     *,
@@ -72,12 +84,15 @@ def publish(
     marts: Sequence[Mart] | None = None,
 ) -> PublishResult:
     """Swap the selected marts (``elt.marts``; default: every table of the audit schema)
-    into the published schema atomically."""
+    into the published schema atomically; its other tables (other pipelines' marts) stay."""
     url = url or settings.warehouse_url()
     audit = audit or settings.dbt_schema()
     published = published or settings.published_schema()
     staging = f"{published}__next"
     rows: dict[str, int] = {}
+    if marts is not None and not marts:
+        # nothing selected (a pipeline of staging models only): the readers' marts stay
+        return PublishResult(schema=published, tables={})
     with runs.connect(url) as conn, conn.cursor() as cur:
         roles.set_local_role(cur, roles.TRANSFORMER)
         tables = _sources(cur, marts, audit)
@@ -94,6 +109,7 @@ def publish(
             cur.execute(sql.SQL("create table {} (like {} including all)").format(target, source))
             cur.execute(sql.SQL("insert into {} select * from {}").format(target, source))
             rows[table] = cur.rowcount
+        _keep_others(cur, published, staging, set(rows))
         cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(published)))
         cur.execute(
             sql.SQL("alter schema {} rename to {}").format(

@@ -140,6 +140,21 @@ def test_a_selected_mart_not_built_closes_the_gate_by_name(acme_run):
         runner.run(plan(config, pipe).step("quality_gate"))
 
 
+def test_publish_keeps_other_pipelines_marts_and_an_empty_selection_changes_nothing(acme_run):
+    from elt.marts import Mart
+    from elt.publish import publish
+
+    url = os.environ["ELT_WAREHOUSE_URL"]
+    rows(url, "create table analytics.other_mart as select 1 as id")
+    mart = Mart("model.acme_analytics.revenue_by_country", "revenue_by_country", "audit")
+    assert publish(url, marts=[mart]).tables == {"revenue_by_country": 3}
+    assert _tables(url, "analytics") == {*PUBLISHED, "other_mart"}
+    before = rows(url, "select oid from pg_namespace where nspname = 'analytics'")
+    assert publish(url, marts=[]).tables == {}
+    assert rows(url, "select oid from pg_namespace where nspname = 'analytics'") == before
+    rows(url, "drop table analytics.other_mart")
+
+
 # -- the same project through the orchestrators -------------------------------------------
 
 
