@@ -121,8 +121,8 @@ def build_dag(config: ProjectConfig, pipe: Pipeline) -> DAG:
 class _StepTasks:
     """Builds the Airflow task (or task group) of each plan step, by kind."""
 
-    def __init__(self, config: ProjectConfig, pipe: Pipeline):
-        self.config, self.pipe = config, pipe
+    def __init__(self, pipe: Pipeline, config: ProjectConfig | None = None):
+        self.pipe, self.config = pipe, config
         self.marts: tuple[str, ...] = ()
         self.expected: tuple[str, ...] = ()
         self.ingest_group: TaskGroup | None = None
@@ -179,7 +179,7 @@ def _add_tasks(config: ProjectConfig, pipe: Pipeline, the_plan: Plan) -> None:
         retries=pipe.retries.count,
         retry_delay=pipe.retries.delay,
     )
-    builder = _StepTasks(config, pipe)
+    builder = _StepTasks(pipe, config)
     built: dict[str, Any] = {}
     for step in the_plan.steps:  # plan order: a step's upstream steps are built before it
         built[step.id] = builder.build(step)
