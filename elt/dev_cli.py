@@ -127,7 +127,7 @@ def ci(
     from elt import develop
     from elt.marts import selected_marts
 
-    _, _, project, chosen, exclude = _project_and_selection(pipeline, select)
+    config, _, project, chosen, exclude = _project_and_selection(pipeline, select)
     schema = develop.schema_name("ci", name or _branch())
     url = settings.warehouse_url()
     try:
@@ -143,6 +143,12 @@ def ci(
             ]
         counts = develop.row_counts(url, schema, marts)
         published = develop.row_counts(url, settings.published_schema(), marts)
+        built = {name for name, count in counts.items() if count is not None}
+        checks = [
+            line
+            for pipe in _pipelines_of(config, project, pipeline)
+            for line in develop.ci_checks(config, pipe, schema, built, url)
+        ]
     except develop.DevError as exc:
         raise fail(str(exc)) from None
     finally:
@@ -153,9 +159,27 @@ def ci(
         console.print(
             f"rows {mart}: {_count(published[mart])} published → {_count(counts[mart])} here"
         )
+    for line in checks:
+        console.print(f"[red]✗[/] quality rule {line}", highlight=False)
     console.print(f"schema {schema} {'kept' if keep else 'dropped'}")
-    if not result.outcome.success:
-        raise fail(f"CI build failed: {len(result.outcome.failed)} node(s) failed")
+    blocking = [line for line in checks if line.endswith("[fail]")]
+    if not result.outcome.success or blocking:
+        raise fail(
+            f"CI failed: {len(result.outcome.failed)} dbt node(s), {len(blocking)} quality rule(s)"
+        )
+
+
+def _pipelines_of(config, project, pipeline: str | None) -> list:
+    """The pipeline asked for, else every pipeline that builds ``project``."""
+    from elt import project as dbt_project
+
+    if pipeline:
+        return [config.pipeline(pipeline)]
+    return [
+        pipe
+        for pipe in config.pipelines.values()
+        if dbt_project.of(config, pipe).path == project.path
+    ]
 
 
 def _count(value: int | None) -> str:

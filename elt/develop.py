@@ -170,3 +170,37 @@ def row_counts(url: str, schema: str, tables: Sequence[str]) -> dict[str, int | 
             cur.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(schema, table)))
             counts[table] = cur.fetchone()[0]
     return counts
+
+
+def ci_checks(config, pipe, schema: str, built: set[str], url: str) -> list[str]:
+    """Run ``pipe``'s quality rules on the marts CI built into ``schema``; returns the
+    failed ones (``fail`` severity first). Rules on marts CI did not build stay with
+    production; the check rows are removed again (CI is not a run) and the GX files go to a
+    throwaway folder, so the checkout's ``expectations/`` is untouched."""
+    import tempfile
+    import uuid
+
+    from expectations.gate import run_quality
+
+    rules = [rule for rule in pipe.quality.rules if "." not in rule.table and rule.table in built]
+    if not rules:
+        return []
+    quality = pipe.quality.model_copy(update={"rules": rules, "suites": []})
+    ci_pipe = pipe.model_copy(update={"name": f"ci_{pipe.name}", "quality": quality})
+    run_id = f"ci-{schema}-{uuid.uuid4().hex[:12]}"
+    saved = os.environ.get("ELT_GX_DIR")
+    with tempfile.TemporaryDirectory(prefix="elt-ci-gx-") as gx_dir, target_schema(schema):
+        os.environ["ELT_GX_DIR"] = gx_dir
+        try:
+            outcome = run_quality(config, ci_pipe, run_id=run_id, url=url, stage="audit")
+        finally:
+            if saved is None:
+                os.environ.pop("ELT_GX_DIR", None)
+            else:
+                os.environ["ELT_GX_DIR"] = saved
+            with runs.connect(url) as conn, conn.cursor() as cur:
+                cur.execute("select to_regclass(%s)", (f"{runs.SCHEMA}.checks",))
+                if cur.fetchone()[0] is not None:
+                    cur.execute(f"delete from {runs.SCHEMA}.checks where run_id = %s", (run_id,))
+    failed = [f"{line} [fail]" for line in outcome.describe(outcome.blocking)]
+    return failed + [f"{line} [warn]" for line in outcome.describe(outcome.warnings)]

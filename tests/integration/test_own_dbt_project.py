@@ -51,7 +51,15 @@ def acme_config(home: Path, project: Path = PROJECT) -> dict:
                 "sources": ["acme"],
                 "dbt": {"select": ["+marts", "+reporting"]},
                 "quality": {
-                    "rules": [{"type": "row_count", "table": "revenue_by_country", "min": 3}]
+                    "rules": [
+                        {"type": "row_count", "table": "revenue_by_country", "min": 3},
+                        {
+                            "type": "range",
+                            "table": "revenue_by_country",
+                            "column": "revenue",
+                            "min": 0,
+                        },
+                    ]
                 },
             }
         },
@@ -307,5 +315,8 @@ def test_ci_on_a_breaking_change_fails_names_the_test_and_drops_its_schema(acme_
     assert "changed or downstream: revenue_by_country, top_countries" in result.output
     assert "rows revenue_by_country: 3 published → 3 here" in result.output
     assert "schema ci_feature_negative_revenue dropped" in result.output
+    # the pipeline's quality rule on the changed mart ran on the CI build, and left no trace
+    assert "quality rule ci_acme_daily.revenue_by_country" in result.output
+    assert rows(url, "select count(*) from elt_meta.checks where run_id like 'ci-%%'") == [(0,)]
     assert rows(url, "select count(*) from pg_namespace where nspname like 'ci\\_%'") == [(0,)]
     assert _storage(url) == before
