@@ -131,24 +131,37 @@ class StepRunner:
             raise StepError(f"{step.id}: no step runner for kind {step.kind!r}")
         return handlers[step.kind](step)
 
-    def _drop_staging_views(self) -> None:
-        """A full refresh makes dlt drop the raw tables, which dbt's staging views depend
-        on: drop those views first (the dbt build recreates them; marts stay published)."""
+    def _drop_views_on(self, raw_schema: str) -> None:
+        """A full refresh makes dlt drop the raw tables, which dbt's views depend on,
+        wherever the project puts them (``audit_staging``, the audit schema itself, a dev
+        schema): drop those views first (the dbt build recreates them; marts stay published)."""
         from psycopg2 import sql
 
-        from elt import settings
-
-        staging = f"{settings.dbt_schema()}_staging"
         with runs.connect(self.url) as conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(staging)))
+            cur.execute(
+                "select distinct view_ns.nspname, view.relname"
+                " from pg_depend dep"
+                " join pg_rewrite rule on rule.oid = dep.objid"
+                " join pg_class view on view.oid = rule.ev_class"
+                " join pg_namespace view_ns on view_ns.oid = view.relnamespace"
+                " join pg_class raw on raw.oid = dep.refobjid"
+                " join pg_namespace raw_ns on raw_ns.oid = raw.relnamespace"
+                " where raw_ns.nspname = %s and view.oid <> raw.oid"
+                " and view.relkind = 'v'",
+                (raw_schema,),
+            )
+            for schema, view in cur.fetchall():
+                cur.execute(
+                    sql.SQL("drop view if exists {} cascade").format(sql.Identifier(schema, view))
+                )
 
     def ingest(self, step: Step) -> tuple[int, dict]:
         """Load one source with dlt and record its loads."""
         from ingestion.runner import ingest
 
-        if self.full_refresh:
-            self._drop_staging_views()
         source = self.config.sources[step.source]
+        if self.full_refresh:
+            self._drop_views_on(source.dataset)
         outcome = ingest(
             source,
             full_refresh=self.full_refresh,

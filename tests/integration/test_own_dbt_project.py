@@ -320,3 +320,12 @@ def test_ci_on_a_breaking_change_fails_names_the_test_and_drops_its_schema(acme_
     assert rows(url, "select count(*) from elt_meta.checks where run_id like 'ci-%%'") == [(0,)]
     assert rows(url, "select count(*) from pg_namespace where nspname like 'ci\\_%'") == [(0,)]
     assert _storage(url) == before
+
+
+def test_a_full_refresh_rebuilds_a_project_whose_views_sit_in_the_audit_schema(acme_run):
+    config, _ = acme_run
+    url = os.environ["ELT_WAREHOUSE_URL"]
+    result = run_pipeline(config, PIPELINE, full_refresh=True)
+    assert result.status == "succeeded", result.error
+    assert set(result.published) == PUBLISHED
+    assert rows(url, "select count(*) from analytics.customer_summary") == [(3,)]
