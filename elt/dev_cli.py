@@ -138,7 +138,12 @@ def ci(
         with develop.target_schema(schema):
             marts = [
                 m.name
-                for m in selected_marts(project, chosen, exclude)
+                for m in selected_marts(
+                    project,
+                    chosen,
+                    exclude,
+                    target_path=develop.work_dir(project, schema) / "target",
+                )
                 if m.name in result.selected
             ]
         counts = develop.row_counts(url, schema, marts)

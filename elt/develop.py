@@ -84,6 +84,11 @@ def target_schema(schema: str) -> Iterator[None]:
             os.environ["ELT_DBT_SCHEMA"] = saved
 
 
+def work_dir(project: DbtProject, schema: str) -> Path:
+    """Where a dev/CI build of ``project`` into ``schema`` keeps its state and artifacts."""
+    return project.home() / schema
+
+
 def build(
     project: DbtProject,
     schema: str,
@@ -98,7 +103,7 @@ def build(
     ``modified`` builds ``state:modified+`` only (within ``select`` when given)."""
     url = url or settings.warehouse_url()
     check_schema(schema)  # before anything is fetched or built
-    work = project.home() / schema
+    work = work_dir(project, schema)
     state_dir = work / "state"
     run_id = state.fetch(url, project, state_dir)
     if run_id is None and modified:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from elt.project import DbtProject
@@ -55,15 +55,25 @@ def is_published(config: Mapping[str, Any], tags: Iterable[str], file_path: str)
 
 
 def selected_marts(
-    project: DbtProject, select: Sequence[str], exclude: Sequence[str] = ()
+    project: DbtProject,
+    select: Sequence[str],
+    exclude: Sequence[str] = (),
+    *,
+    target_path: Path | None = None,
 ) -> list[Mart]:
-    """The models of ``project`` the selection resolves to that the rule publishes."""
+    """The models of ``project`` the selection resolves to that the rule publishes
+    (``target_path``: where dbt may write its parse artifacts; default the project's)."""
     from elt import dbt
 
     args = ["--resource-type", "model", "--output", "json", "--output-keys", *_LS_KEYS]
     # `dbt ls` prints every node even when quiet: its console stays off, the result is kept
     args += ["--log-level", "none"]
-    outcome = dbt.invoke("ls", [*dbt.selection_args(select, exclude), *args], project=project)
+    outcome = dbt.invoke(
+        "ls",
+        [*dbt.selection_args(select, exclude), *args],
+        project=project,
+        target_path=target_path,
+    )
     if outcome.error or outcome.listed is None:
         raise MartSelectionError(
             f"could not resolve the dbt selection of {project.path}: {outcome.error}"
