@@ -129,13 +129,20 @@ def require_manifest(project: DbtProject | None = None) -> Path:
     stamp = _read_stamp(project)
     built_from = (stamp.get("project_name"), stamp.get("project_dir"))
     manifest_name = _manifest_project_name(path)
-    if built_from != (project.name, str(project.path)) or manifest_name != project.name:
+    if not stamp:
         raise ManifestError(
-            f"the dbt manifest {path} was built from another dbt project"
-            f" ({manifest_name or built_from[0]!r} at {built_from[1] or 'an unknown folder'}),"
-            f" not {project.name!r} at {project.path}: {fix}"
+            f"the dbt manifest {path} has no stamp saying which project it is: {fix}"
         )
-    return path
+    if built_from != (project.name, str(project.path)):
+        other = f"{built_from[0]!r} at {built_from[1] or 'an unknown folder'}"
+    elif manifest_name != project.name:
+        other = f"{manifest_name!r}"
+    else:
+        return path
+    raise ManifestError(
+        f"the dbt manifest {path} was built from another dbt project ({other}),"
+        f" not {project.name!r} at {project.path}: {fix}"
+    )
 
 
 def _read_stamp(project: DbtProject) -> dict:

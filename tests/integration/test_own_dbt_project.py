@@ -191,6 +191,32 @@ def test_airflow_dag_run_publishes_exactly_the_selected_marts(acme_run):
     assert marts == PUBLISHED
 
 
+def test_dag_parsing_refuses_another_projects_manifest(acme_run):
+    import json
+
+    from elt import project as dbt_project
+    from orchestration.airflow import manifest
+    from tests.helpers.orchestrators import airflow
+
+    config, _ = acme_run
+    project = dbt_project.of(config, config.pipeline(PIPELINE))
+    manifest.parse_manifest(project)
+    stamp = manifest.target_dir(project) / "elt_stamp.json"
+    original = stamp.read_text()
+    # what a shared ELT_HOME once did: the other project's manifest under this one's name
+    stamp.write_text(
+        json.dumps({**json.loads(original), "project_name": "elt", "project_dir": "/x"})
+    )
+    try:
+        errors = airflow("inspect")["import_errors"]
+    finally:
+        stamp.write_text(original)
+    assert len(errors) == 1
+    message = next(iter(errors.values()))
+    assert "was built from another dbt project ('elt' at /x), not 'acme_analytics'" in message
+    assert "run `elt airflow parse-manifest`" in message
+
+
 def test_prefect_flow_run_publishes_exactly_the_selected_marts(acme_run, prefect_server, acme_env):
     from orchestration.prefect.factory import build_flow
     from tests.helpers.prefect_api import prefect_client_of, prefect_env_vars
