@@ -162,3 +162,61 @@ def test_staleness_is_by_content_not_by_date(home):
     (folder / "target").mkdir()
     (folder / "target" / "x.sql").write_text("compiled")  # dbt's output is not the project
     assert "target/x.sql" not in manifest.stale_files(project)
+
+
+def test_dev_and_ci_schema_names_are_safe_identifiers(monkeypatch):
+    from elt import develop
+
+    assert develop.schema_name("dev", "Anna.B") == "dev_anna_b"
+    assert develop.schema_name("ci", "feature/Fix-#12 orders") == "ci_feature_fix_12_orders"
+    assert develop.schema_name("ci", "///") == "ci_unknown"
+    assert len(develop.schema_name("ci", "x" * 200)) == 50
+    monkeypatch.delenv("ELT_DEV_SCHEMA", raising=False)
+    monkeypatch.setenv("ELT_DEV_USER", "Bob Smith")
+    assert develop.dev_schema() == "dev_bob_smith"
+    monkeypatch.setenv("ELT_DEV_SCHEMA", "sandbox")
+    assert develop.dev_schema() == "sandbox"
+
+
+@pytest.mark.parametrize("schema", ["audit", "audit_staging", "analytics", "analytics_x"])
+def test_dev_never_targets_the_pipelines_schemas(schema, monkeypatch):
+    from elt import develop
+
+    monkeypatch.delenv("ELT_DBT_SCHEMA", raising=False)
+    monkeypatch.delenv("ELT_PUBLISHED_SCHEMA", raising=False)
+    with pytest.raises(develop.DevError, match=f"schema '{schema}' belongs to the pipelines"):
+        develop.check_schema(schema)
+    develop.check_schema("dev_audit")  # a developer's schema may mention it
+
+
+def test_modified_selection_is_intersected_with_the_pipelines():
+    from elt.develop import _selection
+
+    assert _selection([], modified=True) == ["state:modified+"]
+    assert _selection(["+marts"], modified=True) == ["state:modified+,+marts"]
+    assert _selection(["+marts"], modified=False) == ["+marts"]
+
+
+def test_the_stored_state_points_published_marts_at_the_published_schema():
+    from elt.state import published_view
+
+    manifest = {
+        "nodes": {
+            "model.p.orders": {
+                "name": "orders",
+                "alias": "orders",
+                "database": "wh",
+                "schema": "audit",
+            },
+            "model.p.stg": {
+                "name": "stg",
+                "alias": "stg",
+                "database": "wh",
+                "schema": "audit_staging",
+            },
+        }
+    }
+    view = published_view(manifest, [Mart("model.p.orders", "orders", "audit")], "analytics")
+    assert view["nodes"]["model.p.orders"]["schema"] == "analytics"
+    assert view["nodes"]["model.p.orders"]["relation_name"] == '"wh"."analytics"."orders"'
+    assert view["nodes"]["model.p.stg"]["schema"] == "audit_staging"
