@@ -14,6 +14,9 @@ from rich.console import Console
 
 from elt import settings
 from elt.cli_support import fail
+from elt.config import Pipeline, ProjectConfig
+from elt.develop import DevBuild
+from elt.project import DbtProject
 from elt.redact import redact
 
 dev_app = typer.Typer(
@@ -31,7 +34,9 @@ SelectOption = Annotated[
 ]
 
 
-def _project_and_selection(pipeline: str | None, select: list[str] | None):
+def _project_and_selection(
+    pipeline: str | None, select: list[str] | None
+) -> tuple[ProjectConfig, Pipeline | None, DbtProject, list[str], list[str]]:
     """The dbt project and selection: the pipeline's, or the top-level project's."""
     from elt import config as elt_config
     from elt import project
@@ -93,7 +98,7 @@ def dev_clean() -> None:
     console.print(f"dropped {len(dropped)} schema(s): {', '.join(dropped) or '-'}")
 
 
-def _print_build(result) -> None:
+def _print_build(result: DevBuild) -> None:
     outcome = result.outcome
     where = (
         f"deferring to run {result.state_run}"
@@ -174,7 +179,9 @@ def ci(
         )
 
 
-def _pipelines_of(config, project, pipeline: str | None) -> list:
+def _pipelines_of(
+    config: ProjectConfig, project: DbtProject, pipeline: str | None
+) -> list[Pipeline]:
     """The pipeline asked for, else every pipeline that builds ``project``."""
     from elt import project as dbt_project
 

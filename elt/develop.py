@@ -16,7 +16,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from pathlib import Path
 from psycopg2 import sql
 
 from elt import dbt, runs, settings, state
+from elt.config import Pipeline, ProjectConfig
 from elt.project import DbtProject
 
 _NOT_IDENTIFIER = re.compile(r"[^a-z0-9_]+")
@@ -97,7 +98,7 @@ def build(
     modified: bool = False,
     select: Sequence[str] = (),
     exclude: Sequence[str] = (),
-    on_node=None,
+    on_node: Callable[[str, str], None] | None = None,
 ) -> DevBuild:
     """``dbt build`` into ``schema``, deferring to the production state when there is one;
     ``modified`` builds ``state:modified+`` only (within ``select`` when given)."""
@@ -168,16 +169,18 @@ def row_counts(url: str, schema: str, tables: Sequence[str]) -> dict[str, int | 
     counts: dict[str, int | None] = {}
     with runs.connect(url) as conn, conn.cursor() as cur:
         for table in tables:
-            cur.execute("select to_regclass(%s)", (f'"{schema}"."{table}"',))
-            if cur.fetchone()[0] is None:
+            cur.execute("select to_regclass(%s) is not null", (f'"{schema}"."{table}"',))
+            if not state.one(cur):
                 counts[table] = None
                 continue
             cur.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(schema, table)))
-            counts[table] = cur.fetchone()[0]
+            counts[table] = int(state.one(cur))
     return counts
 
 
-def ci_checks(config, pipe, schema: str, built: set[str], url: str) -> list[str]:
+def ci_checks(
+    config: ProjectConfig, pipe: Pipeline, schema: str, built: set[str], url: str
+) -> list[str]:
     """Run ``pipe``'s quality rules on the marts CI built into ``schema``; returns the
     failed ones (``fail`` severity first). Rules on marts CI did not build stay with
     production; the check rows are removed again (CI is not a run) and the GX files go to a
@@ -204,8 +207,8 @@ def ci_checks(config, pipe, schema: str, built: set[str], url: str) -> list[str]
             else:
                 os.environ["ELT_GX_DIR"] = saved
             with runs.connect(url) as conn, conn.cursor() as cur:
-                cur.execute("select to_regclass(%s)", (f"{runs.SCHEMA}.checks",))
-                if cur.fetchone()[0] is not None:
+                cur.execute("select to_regclass(%s) is not null", (f"{runs.SCHEMA}.checks",))
+                if state.one(cur):
                     cur.execute(f"delete from {runs.SCHEMA}.checks where run_id = %s", (run_id,))
     failed = [f"{line} [fail]" for line in outcome.describe(outcome.blocking)]
     return failed + [f"{line} [warn]" for line in outcome.describe(outcome.warnings)]

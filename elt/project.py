@@ -15,10 +15,14 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from elt import paths
+
+if TYPE_CHECKING:
+    from elt.config_pipelines import Pipeline, ProjectConfig
 
 TARGET = "elt"  # the target name of the generated profile
 DEFAULT_PROFILE = "elt"  # when dbt_project.yml names none
@@ -136,7 +140,7 @@ def load(path: Path) -> DbtProject:
     return _read(path, file.stat().st_mtime_ns)
 
 
-def of(config=None, pipe=None) -> DbtProject:
+def of(config: ProjectConfig | None = None, pipe: Pipeline | None = None) -> DbtProject:
     """The dbt project of ``pipe`` (or the top-level one) in ``config``.
 
     Without a config, ``pipelines.yml`` is read for its top-level ``dbt.project_dir``; a
@@ -148,7 +152,7 @@ def of(config=None, pipe=None) -> DbtProject:
     return load(folder)
 
 
-def _config_or_none():
+def _config_or_none() -> ProjectConfig | None:
     from elt import config as elt_config
 
     try:

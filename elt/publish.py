@@ -64,7 +64,7 @@ def _sources(cur: cursor, marts: Sequence[Mart] | None, audit: str) -> list[tupl
     return [(mart.schema, mart.name) for mart in marts]
 
 
-def _keep_others(cur, published: str, staging: str, replaced: set[str]) -> None:
+def _keep_others(cur: cursor, published: str, staging: str, replaced: set[str]) -> None:
     """Move the published tables this publish does not replace (another pipeline's marts)
     into the new schema: a metadata change, no copy, in the same transaction."""
     for table in _mart_tables(cur, published):

@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -51,7 +52,7 @@ def _model_paths(project: Path) -> list[Path]:
     return [project / folder for folder in data.get("model-paths", ["models"])]
 
 
-def _properties(folders: Iterable[Path]) -> Iterator[tuple[Path, dict]]:
+def _properties(folders: Iterable[Path]) -> Iterator[tuple[Path, dict[str, Any]]]:
     for folder in folders:
         for path in sorted([*folder.rglob("*.yml"), *folder.rglob("*.yaml")]):
             document = yaml.safe_load(path.read_text()) or {}
@@ -60,14 +61,14 @@ def _properties(folders: Iterable[Path]) -> Iterator[tuple[Path, dict]]:
                     yield path, model
 
 
-def _tests(column: dict) -> set[str]:
-    names = set()
+def _tests(column: dict[str, Any]) -> set[str]:
+    names: set[str] = set()
     for test in [*(column.get("data_tests") or []), *(column.get("tests") or [])]:
         names.add(test if isinstance(test, str) else next(iter(test), ""))
     return names
 
 
-def _has_key_test(model: dict) -> bool:
+def _has_key_test(model: dict[str, Any]) -> bool:
     if ((model.get("config") or {}).get("meta") or model.get("meta") or {}).get(
         "key_test"
     ) is False:

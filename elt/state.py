@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from elt import runs
 from elt.marts import Mart
@@ -47,7 +48,9 @@ def build_manifest(project: DbtProject) -> Path | None:
     return max(found, key=lambda path: path.stat().st_mtime) if found else None
 
 
-def published_view(manifest: dict, marts: Iterable[Mart], published_schema: str) -> dict:
+def published_view(
+    manifest: dict[str, Any], marts: Iterable[Mart], published_schema: str
+) -> dict[str, Any]:
     """``manifest`` with the published marts' relations moved to ``published_schema``."""
     nodes = manifest.get("nodes", {})
     for mart in marts:
@@ -94,13 +97,19 @@ def fetch(url: str, project: DbtProject, folder: Path) -> str | None:
     it came from, or None when no run of the project has published yet."""
     with runs.connect(url) as conn, conn.cursor() as cur:
         # read-only: a CI login may read elt_meta without creating anything there
-        cur.execute("select to_regclass(%s)", (TABLE,))
-        if cur.fetchone()[0] is None:
+        cur.execute("select to_regclass(%s) is not null", (TABLE,))
+        if not one(cur):
             return None
         cur.execute(f"select run_id, manifest from {TABLE} where project = %s", (project.name,))
         row = cur.fetchone()
     if row is None:
         return None
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "manifest.json").write_text(row[1])
-    return row[0]
+    (folder / "manifest.json").write_text(str(row[1]))
+    return str(row[0])
+
+
+def one(cur: Any) -> Any:
+    """The single value of a one-row, one-column query."""
+    row = cur.fetchone()
+    return None if row is None else row[0]
