@@ -129,7 +129,8 @@ def prepare(
     url = f"http://127.0.0.1:{_api_port(api_port)}"
     settings.write_local_env(
         {
-            "SHOP_DB_URL": shop.url,
+            # on the embedded warehouse its port is a placeholder, filled in when read
+            "SHOP_DB_URL": settings.with_port_placeholder(shop.url),
             "SOCIAL_API_URL": url,
             "SOCIAL_API_TOKEN": token,
             "LANDING_URL": landing_url,
