@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -65,6 +66,11 @@ def up() -> None:
     with console.status("starting the embedded PostgreSQL…"):
         conn = settings.warehouse()
     console.print(f"[green]warehouse up[/] {conn.display_url()}")
+    from elt import demo
+
+    pid = demo.revive_api()  # `elt down` stopped the demo's tweets API with the warehouse
+    if pid:
+        console.print(f"demo tweets API up on {demo.api_url()} (pid {pid})")
 
 
 @app.command()
@@ -156,6 +162,25 @@ def validate_config(
         err.print(f"[red]✗[/] {redact(str(problem))}", highlight=False)
     err.print(f"{len(problems)} problem(s) found")
     raise typer.Exit(2)
+
+
+def _revive_demo_sources(config, source_names) -> None:
+    """Bring the demo's tweets API back when one of these sources reads it (after a restart)."""
+    from elt import demo
+    from elt.config import MissingEnvError, RestApiSource, resolve_env
+    from elt.demo.background import ApiStartError
+
+    urls = []
+    for name in source_names:
+        source = config.sources.get(name)
+        if isinstance(source, RestApiSource):
+            with contextlib.suppress(MissingEnvError):  # the ingest step reports it
+                urls.append(resolve_env(source.base_url))
+    try:
+        if urls and demo.revive_api(urls):
+            console.print(f"demo tweets API up on {demo.api_url()}")
+    except ApiStartError as exc:  # the ingest step then names the unreachable API
+        err.print(f"[yellow]warning:[/] {redact(str(exc))}", highlight=False)
 
 
 def _load_config():
@@ -251,6 +276,7 @@ def ingest(
     if unknown:
         raise _fail(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(config.sources)}")
     url = settings.warehouse_url()
+    _revive_demo_sources(config, names)
     rows: dict[str, int] = {}
     for name in names:
         with console.status(f"ingesting {name}…"):
@@ -301,6 +327,7 @@ def run(
     config = _load_config()
     if pipeline not in config.pipelines:
         raise _fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
+    _revive_demo_sources(config, config.pipelines[pipeline].sources)
     started = time.monotonic()
 
     with console.status(f"running {pipeline}…") as spinner:
