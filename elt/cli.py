@@ -287,6 +287,8 @@ def ingest(
         console.print(
             f"[green]✓[/] {name}: {sum(result.rows.values()):,} rows in {result.duration_s:.1f} s"
         )
+        for table, count in sorted(result.deleted.items()):
+            console.print(f"  {result.dataset}.{table}: {count:,} rows deleted at the source")
     console.print(_loads_table(rows, "rows loaded"))
 
 

@@ -43,6 +43,9 @@ class _Loadable(Strict):
 
     primary_key: ColumnList = []
     write_disposition: Disposition | None = None
+    # a column the source sets on rows it deleted (true, or a deletion time): those rows are
+    # deleted from the raw table (dlt's hard_delete hint; merge only)
+    hard_delete: SqlIdentifier | None = None
 
     @property
     def disposition(self) -> Disposition:
@@ -59,6 +62,12 @@ class _Loadable(Strict):
                 hint="add primary_key: <column> or use write_disposition: append / replace",
                 key="write_disposition",
             )
+        if self.hard_delete and self.disposition != "merge":
+            raise Invalid(
+                "hard_delete needs write_disposition merge (rows are deleted by primary key)",
+                hint="add primary_key: <column>",
+                key="hard_delete",
+            )
         return self
 
 
@@ -67,6 +76,9 @@ class SqlTable(_Loadable):
 
     cursor: SqlIdentifier | None = None
     lookback: Duration = timedelta(0)
+    # rows deleted physically at the source: compare key sets and delete the vanished keys
+    # from the raw table, after every load (per_run) or after the first load of a day (daily)
+    reconcile: Literal["per_run", "daily"] | None = None
 
     @model_validator(mode="after")
     def _cursor_needs_incremental(self) -> SqlTable:
@@ -75,6 +87,12 @@ class SqlTable(_Loadable):
                 "a cursor is useless with write_disposition replace",
                 hint="add a primary_key (merge) or use write_disposition: append",
                 key="cursor",
+            )
+        if self.reconcile and self.disposition != "merge":
+            raise Invalid(
+                "reconcile needs write_disposition merge (vanished rows are found by key)",
+                hint="add primary_key: <column>",
+                key="reconcile",
             )
         return self
 

@@ -24,7 +24,7 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 
 from elt import roles, settings
-from elt.config import RestApiSource, Source, SqlDatabaseSource
+from elt.config import RestApiSource, Source, SqlDatabaseSource, resolve_env
 from ingestion.environment import prepare_dlt_environment
 from ingestion.errors import IngestError, explain, scrub
 from ingestion.fast_path import (
@@ -33,6 +33,7 @@ from ingestion.fast_path import (
     keep_row_ids,
     tables_with_row_ids,
 )
+from ingestion.reconcile import reconcile_deletes
 from ingestion.sources import BuiltSource, DataInterval, build_source
 from ingestion.warehouse_destination import close_shared_databases, warehouse
 
@@ -49,7 +50,8 @@ log = logging.getLogger("ingestion")
 @dataclass
 class IngestResult:
     """What one ingest of a source did: rows per table loaded in this run, load ids, time,
-    and per table the file format and the number of files (load jobs) it was loaded from."""
+    per table the file format and the number of files (load jobs) it was loaded from, and
+    the raw rows deleted because their keys vanished from the source (``reconcile:``)."""
 
     source: str
     dataset: str
@@ -59,6 +61,7 @@ class IngestResult:
     status: Literal["succeeded", "failed"] = "succeeded"
     file_formats: dict[str, str] = field(default_factory=dict)
     jobs: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)  # by key reconciliation
 
 
 def pipeline_name(source: Source) -> str:
@@ -100,8 +103,12 @@ def ingest(
             secrets = built.secrets
             destination = destination_url or settings.warehouse_url()
             # dlt works as the least-privilege loader role when the roles are in use
-            pipeline = _pipeline(source, roles.loader_url(destination))
+            loader = roles.loader_url(destination)
+            pipeline = _pipeline(source, loader)
             _run(pipeline, built, result, full_refresh=full_refresh, say=say)
+            if isinstance(source, SqlDatabaseSource):
+                url = resolve_env(source.credentials) or ""
+                result.deleted = reconcile_deletes(source, url, loader, say=say)
     except IngestError as exc:
         result.status = "failed"
         exc.result = result

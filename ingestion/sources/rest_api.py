@@ -36,7 +36,13 @@ from dlt.sources.rest_api.typing import (
 )
 
 from elt.config import Paginator, RestApiSource, RestAuth, RestResource, resolve_env
-from ingestion.sources.common import BuiltSource, DataInterval, lag_seconds, schema_contract
+from ingestion.sources.common import (
+    BuiltSource,
+    DataInterval,
+    delete_hint,
+    lag_seconds,
+    schema_contract,
+)
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -101,6 +107,9 @@ def endpoint_resource(
     }
     if resource.primary_key:
         built["primary_key"] = list(resource.primary_key)
+    deletes = delete_hint(resource.hard_delete)
+    if deletes:
+        built["columns"] = deletes
     return built
 
 

@@ -20,7 +20,13 @@ from dlt.sources.sql_database import sql_table
 from elt.config import SqlDatabaseSource, SqlTable, resolve_env
 from ingestion.fast_path import has_rows
 from ingestion.sources.adbc_reader import AdbcTableLoader
-from ingestion.sources.common import BuiltSource, DataInterval, as_source, lag_seconds
+from ingestion.sources.common import (
+    BuiltSource,
+    DataInterval,
+    as_source,
+    delete_hint,
+    lag_seconds,
+)
 
 ARROW_BACKENDS = ("adbc", "connectorx", "pyarrow")
 
@@ -64,6 +70,9 @@ def table_resource(
         write_disposition=table.disposition,
         primary_key=table.primary_key or None,
     )
+    deletes = delete_hint(table.hard_delete)
+    if deletes:
+        resource.apply_hints(columns=deletes)
     return resource.add_filter(has_rows)
 
 
