@@ -25,6 +25,7 @@ from dlt.common.pipeline import LoadInfo
 
 from elt import roles, settings
 from elt.config import RestApiSource, Source, SqlDatabaseSource, resolve_env
+from ingestion.backfill import grown_tables, read_in_full
 from ingestion.environment import prepare_dlt_environment
 from ingestion.errors import IngestError, explain, scrub
 from ingestion.fast_path import (
@@ -105,6 +106,10 @@ def ingest(
             # dlt works as the least-privilege loader role when the roles are in use
             loader = roles.loader_url(destination)
             pipeline = _pipeline(source, loader)
+            say(f"{source.name}: syncing state with the warehouse")
+            pipeline.sync_destination()
+            if not full_refresh and isinstance(source, SqlDatabaseSource):
+                built = _with_backfills(pipeline, source, built, data_interval, say)
             _run(pipeline, built, result, full_refresh=full_refresh, say=say)
             if isinstance(source, SqlDatabaseSource):
                 url = resolve_env(source.credentials) or ""
@@ -137,8 +142,6 @@ def _run(
     say: Progress,
 ) -> None:
     name = result.source
-    say(f"{name}: syncing state with the warehouse")
-    pipeline.sync_destination()
     _settle_pending(pipeline, result, discard=full_refresh, say=say)
     if not full_refresh and built.loader_file_format == "parquet":
         _keep_existing_row_ids(pipeline, built, say)
@@ -157,6 +160,27 @@ def _run(
     info = pipeline.load()
     _record_load(info, result)
     _check_file_format(result, built.loader_file_format, say)
+
+
+def _with_backfills(
+    pipeline: dlt.Pipeline,
+    source: SqlDatabaseSource,
+    built: BuiltSource,
+    data_interval: DataInterval | None,
+    say: Progress,
+) -> BuiltSource:
+    """The source to extract: incremental tables that gained a column are read in full."""
+    if source.name not in pipeline.schema_names:
+        return built
+    stored = pipeline.schemas[source.name].tables
+    grown = grown_tables(source, resolve_env(source.credentials) or "", stored)
+    if not grown:
+        return built
+    for table, columns in grown.items():
+        message = f"{source.name}: re-reading all of {table}: new column(s) {', '.join(columns)}"
+        log.warning(message)
+        say(message)
+    return build_source(read_in_full(source, list(grown)), data_interval=data_interval)
 
 
 def _settle_pending(

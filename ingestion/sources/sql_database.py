@@ -66,6 +66,7 @@ def table_resource(
         backend_kwargs=backend_kwargs(config),
         defer_table_reflect=True,
         reflection_level="full",
+        table_adapter_callback=nullable_except_keys,
         incremental=table_incremental(table, data_interval),
         write_disposition=table.disposition,
         primary_key=table.primary_key or None,
@@ -74,6 +75,15 @@ def table_resource(
     if deletes:
         resource.apply_hints(columns=deletes)
     return resource.add_filter(has_rows)
+
+
+def nullable_except_keys(table: Any) -> None:
+    """Raw columns accept NULL, whatever the source declares, except the primary key: a
+    column added at the source later (NOT NULL there) can be added to a raw table that already
+    has rows, and a column dropped at the source leaves NULLs instead of failing the load."""
+    for column in table.columns:
+        if not column.primary_key:
+            column.nullable = True
 
 
 def backend_kwargs(config: SqlDatabaseSource) -> dict[str, Any] | None:

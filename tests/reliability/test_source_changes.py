@@ -158,3 +158,25 @@ def test_demo_pipeline_follows_a_late_update_and_a_deleted_order_into_the_marts(
         warehouse, f"select subtotal * 100 from analytics.orders where order_id = '{oldest}'"
     ) == [(cents + 100,)]
     assert rows(warehouse, f"select 1 from analytics.order_items where order_id = '{gone}'") == []
+
+
+def test_a_new_source_column_is_backfilled_for_every_row(databases, dlt_home):
+    source, warehouse = databases
+    assert ingest(_source(), destination_url=warehouse).rows["tickets"] == 100
+    # a column added at the source, filled for every row without touching updated_at
+    rows(source, "alter table tickets add column priority int not null default 3")
+    rows(source, "update tickets set status = 'pending' where id = 10")  # one real change
+
+    messages: list[str] = []
+    second = ingest(_source(), destination_url=warehouse, progress=messages.append)
+
+    assert _raw(
+        warehouse, "select count(*), count(priority), min(priority) from raw_changes.tickets"
+    ) == [(100, 100, 3)]
+    assert second.rows["tickets"] == 100
+    assert "changes: re-reading all of tickets: new column(s) priority" in messages
+    # the stored cursor was left alone: the next run is incremental again
+    rows(source, "update tickets set priority = 1 where id = 11")
+    third = ingest(_source(), destination_url=warehouse)
+    assert third.rows["tickets"] <= 3
+    assert _raw(warehouse, "select priority from raw_changes.tickets where id = 11") == [(1,)]
