@@ -25,7 +25,7 @@ from dlt.common.pipeline import LoadInfo
 
 from elt import roles, settings
 from elt.config import RestApiSource, Source, SqlDatabaseSource, resolve_env
-from ingestion.backfill import grown_tables, read_in_full
+from ingestion.drift import apply_drift, read_in_full
 from ingestion.environment import prepare_dlt_environment
 from ingestion.errors import IngestError, explain, scrub
 from ingestion.fast_path import (
@@ -109,7 +109,9 @@ def ingest(
             say(f"{source.name}: syncing state with the warehouse")
             pipeline.sync_destination()
             if not full_refresh and isinstance(source, SqlDatabaseSource):
-                built = _with_backfills(pipeline, source, built, data_interval, say)
+                grown = apply_drift(pipeline, source, loader, say)
+                if grown:  # read in full this once, for their new columns
+                    built = build_source(read_in_full(source, grown), data_interval=data_interval)
             _run(pipeline, built, result, full_refresh=full_refresh, say=say)
             if isinstance(source, SqlDatabaseSource):
                 url = resolve_env(source.credentials) or ""
@@ -160,27 +162,6 @@ def _run(
     info = pipeline.load()
     _record_load(info, result)
     _check_file_format(result, built.loader_file_format, say)
-
-
-def _with_backfills(
-    pipeline: dlt.Pipeline,
-    source: SqlDatabaseSource,
-    built: BuiltSource,
-    data_interval: DataInterval | None,
-    say: Progress,
-) -> BuiltSource:
-    """The source to extract: incremental tables that gained a column are read in full."""
-    if source.name not in pipeline.schema_names:
-        return built
-    stored = pipeline.schemas[source.name].tables
-    grown = grown_tables(source, resolve_env(source.credentials) or "", stored)
-    if not grown:
-        return built
-    for table, columns in grown.items():
-        message = f"{source.name}: re-reading all of {table}: new column(s) {', '.join(columns)}"
-        log.warning(message)
-        say(message)
-    return build_source(read_in_full(source, list(grown)), data_interval=data_interval)
 
 
 def _settle_pending(
