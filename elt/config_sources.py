@@ -46,6 +46,9 @@ class _Loadable(Strict):
     # a column the source sets on rows it deleted (true, or a deletion time): those rows are
     # deleted from the raw table (dlt's hard_delete hint; merge only)
     hard_delete: SqlIdentifier | None = None
+    # a primary key seen more than once in one batch (merge would keep one row of each):
+    # fail the ingest, or warn and load one version; the message gives the count and examples
+    duplicates: Literal["fail", "warn"] = "warn"
 
     @property
     def disposition(self) -> Disposition:

@@ -26,6 +26,7 @@ from dlt.common.pipeline import LoadInfo
 from elt import roles, settings
 from elt.config import RestApiSource, Source, SqlDatabaseSource, resolve_env
 from ingestion.drift import apply_drift, read_in_full
+from ingestion.duplicates import find_duplicates, key_policies
 from ingestion.environment import prepare_dlt_environment
 from ingestion.errors import IngestError, explain, scrub
 from ingestion.fast_path import (
@@ -63,6 +64,7 @@ class IngestResult:
     file_formats: dict[str, str] = field(default_factory=dict)
     jobs: dict[str, int] = field(default_factory=dict)
     deleted: dict[str, int] = field(default_factory=dict)  # by key reconciliation
+    duplicates: dict[str, int] = field(default_factory=dict)  # keys seen twice in the batch
 
 
 def pipeline_name(source: Source) -> str:
@@ -112,7 +114,8 @@ def ingest(
                 grown = apply_drift(pipeline, source, loader, say)
                 if grown:  # read in full this once, for their new columns
                     built = build_source(read_in_full(source, grown), data_interval=data_interval)
-            _run(pipeline, built, result, full_refresh=full_refresh, say=say)
+            keys = key_policies(source)
+            _run(pipeline, built, result, keys=keys, full_refresh=full_refresh, say=say)
             if isinstance(source, SqlDatabaseSource):
                 url = resolve_env(source.credentials) or ""
                 result.deleted = reconcile_deletes(source, url, loader, say=say)
@@ -140,6 +143,7 @@ def _run(
     built: BuiltSource,
     result: IngestResult,
     *,
+    keys: dict[str, tuple[list[str], str]],
     full_refresh: bool,
     say: Progress,
 ) -> None:
@@ -158,10 +162,41 @@ def _run(
     )
     say(f"{name}: normalizing")
     _count_rows(pipeline.normalize(), result)
+    _check_duplicates(pipeline, keys, result, say)
     say(f"{name}: loading into {result.dataset}")
     info = pipeline.load()
     _record_load(info, result)
     _check_file_format(result, built.loader_file_format, say)
+
+
+def _check_duplicates(
+    pipeline: dlt.Pipeline,
+    policies: dict[str, tuple[list[str], str]],
+    result: IngestResult,
+    say: Progress,
+) -> None:
+    """Report keys seen twice in this batch before the merge collapses them: a warning, or
+    (``duplicates: fail``) an error that drops the batch, so nothing of it loads."""
+    found = find_duplicates(pipeline, {table: keys for table, (keys, _) in policies.items()})
+    for duplicates in found:
+        result.duplicates[duplicates.table] = duplicates.keys
+        if policies[duplicates.table][1] == "fail":
+            pipeline.abort_packages()  # the batch, and the cursor state it carries
+            raise IngestError(
+                f"ingest of source '{result.source}' failed at table '{duplicates.table}': "
+                f"{duplicates.describe()} in this batch; merge would keep one row of each. "
+                "Nothing was loaded. Fix the keys at the source, or set duplicates: warn on "
+                "the table to load one row per key",
+                source=result.source,
+                table=duplicates.table,
+                step="normalize",
+            )
+        message = (
+            f"{result.source}: table {duplicates.table}: {duplicates.describe()} in this "
+            "batch; one row per key is loaded"
+        )
+        log.warning(message)
+        say(f"warning: {message}")
 
 
 def _settle_pending(
