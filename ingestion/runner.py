@@ -153,7 +153,7 @@ def _run(
         _keep_existing_row_ids(pipeline, built, say)
     for resource in built.source.selected_resources.values():
         table = resource.table_name
-        result.rows[table if isinstance(table, str) else resource.name] = 0
+        result.rows.setdefault(table if isinstance(table, str) else resource.name, 0)
     say(f"{name}: extracting" + (" (full refresh)" if full_refresh else ""))
     pipeline.extract(
         built.source,
@@ -209,8 +209,11 @@ def _settle_pending(
     if not discard:
         say(f"{result.source}: finishing the load an interrupted run left behind")
         try:
-            _count_rows(pipeline.normalize(), result)
-            _record_load(pipeline.load(), result)
+            pipeline.normalize()
+            info = pipeline.load()
+            _record_load(info, result)
+            # counted in the warehouse: a package normalized before the crash has no counts
+            _count_loaded_rows(pipeline, info, result)
             return
         except Exception as exc:
             reason = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -237,6 +240,27 @@ def _count_rows(info: Any, result: IngestResult) -> None:
     for table, count in (getattr(info, "row_counts", None) or {}).items():
         if not table.startswith("_dlt"):
             result.rows[table] = result.rows.get(table, 0) + count
+
+
+def _count_loaded_rows(pipeline: dlt.Pipeline, info: LoadInfo, result: IngestResult) -> None:
+    """Add the rows each finished package loaded, per table, counted by its load id."""
+    with pipeline.sql_client() as client:
+        for package in info.load_packages:
+            tables = {
+                job.job_file_info.table_name
+                for job in package.jobs.get("completed_jobs", [])
+                if not job.job_file_info.table_name.startswith("_dlt")
+            }
+            for table in sorted(tables):
+                if "_dlt_load_id" not in pipeline.schemas[package.schema_name].get_table_columns(
+                    table
+                ):
+                    continue  # nested tables carry the root's load id only through the root
+                name = client.make_qualified_table_name(table)
+                found = client.execute_sql(
+                    f"select count(*) from {name} where _dlt_load_id = %s", package.load_id
+                )
+                result.rows[table] = result.rows.get(table, 0) + int(found[0][0])
 
 
 def _record_load(info: LoadInfo, result: IngestResult) -> None:
