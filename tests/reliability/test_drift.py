@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -31,12 +30,6 @@ pipelines:
   drift_test:
     sources: [drift]
 """
-
-
-@pytest.fixture
-def dlt_home(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
-    return tmp_path / "dlt"
 
 
 @pytest.fixture
@@ -123,3 +116,42 @@ def test_a_changed_type_fails_naming_source_table_column_and_types(databases, dl
     assert "warehouse" not in errors[0].lower().replace("raw_drift", "")
     assert "Traceback" not in result.stdout
     assert rows(warehouse, "select count(*) from raw_drift.gauges") == [(20,)]  # nothing loaded
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("price,qty\n1,2\n", "no primary key column(s) sku (header: price, qty)"),
+        (
+            "sku;price\nA;1\n",
+            "no primary key column(s) sku (header: sku;price); the header was read as one"
+            " column: is the file delimited by ';', tab or '|'?",
+        ),
+    ],
+)
+def test_a_csv_file_without_its_key_column_is_named(pg, dlt_home, tmp_path, content, expected):
+    from elt.config import FilesystemSource
+
+    warehouse = pg.create_database("drift_files")
+    (tmp_path / "prices").mkdir()
+    (tmp_path / "prices" / "day1.csv").write_text("sku,price\nA,1\n")
+    source = FilesystemSource.model_validate(
+        {
+            "name": "driftfiles",
+            "type": "filesystem",
+            "bucket_url": tmp_path.as_uri(),
+            "files": {"prices": {"glob": "prices/*.csv", "format": "csv", "primary_key": "sku"}},
+        }
+    )
+    assert ingest(source, destination_url=warehouse).rows == {"prices": 1}
+    bad = tmp_path / "prices" / "day2.csv"
+    bad.write_text(content)
+
+    with pytest.raises(IngestError) as failed:
+        ingest(source, destination_url=warehouse)
+
+    assert str(failed.value) == (
+        "ingest of source 'driftfiles' failed at table/resource 'prices' during extract:"
+        f" malformed file {bad.as_uri()}: {expected}. Fix or remove the file, then run again"
+    )
+    assert rows(warehouse, "select sku from raw_driftfiles.prices") == [("A",)]

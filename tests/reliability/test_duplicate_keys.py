@@ -3,8 +3,6 @@ merge collapses them: the ingest fails and loads nothing, or warns and loads one
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from elt.config import FilesystemSource, SqlDatabaseSource
@@ -13,12 +11,6 @@ from ingestion.runner import ingest
 from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def dlt_home(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
-    return tmp_path / "dlt"
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ deleted, rows deleted physically (key reconciliation, per run and daily)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from elt.config import SqlDatabaseSource
@@ -15,13 +13,6 @@ pytestmark = pytest.mark.integration
 
 SOURCE_DB = "changes_source"
 WAREHOUSE_DB = "changes_warehouse"
-
-
-@pytest.fixture
-def dlt_home(tmp_path, monkeypatch) -> Path:
-    """Pipeline working folders of this test only."""
-    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
-    return tmp_path / "dlt"
 
 
 @pytest.fixture
