@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -77,6 +78,11 @@ def up() -> None:
     with console.status("starting the embedded PostgreSQL…"):
         conn = settings.warehouse()
     console.print(f"[green]warehouse up[/] {conn.display_url()}")
+    from elt import demo
+
+    pid = demo.revive_api()  # `elt down` stopped the demo's tweets API with the warehouse
+    if pid:
+        console.print(f"demo tweets API up on {demo.api_url()} (pid {pid})")
 
 
 @app.command()
@@ -218,6 +224,25 @@ def validate_config(
     raise typer.Exit(2)
 
 
+def _revive_demo_sources(config: ProjectConfig, source_names: list[str]) -> None:
+    """Bring the demo's tweets API back when one of these sources reads it (after a restart)."""
+    from elt import demo
+    from elt.config import MissingEnvError, RestApiSource, resolve_env
+    from elt.demo.background import ApiStartError
+
+    urls = []
+    for name in source_names:
+        source = config.sources.get(name)
+        if isinstance(source, RestApiSource):
+            with contextlib.suppress(MissingEnvError):  # the ingest step reports it
+                urls.append(resolve_env(source.base_url))
+    try:
+        if urls and demo.revive_api(urls):
+            console.print(f"demo tweets API up on {demo.api_url()}")
+    except ApiStartError as exc:  # the ingest step then names the unreachable API
+        err.print(f"[yellow]warning:[/] {redact(str(exc))}", highlight=False)
+
+
 def _load_config() -> ProjectConfig:
     return load_config(check_env=False)
 
@@ -306,6 +331,7 @@ def ingest(
     if unknown:
         raise fail(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(config.sources)}")
     url = settings.warehouse_url()
+    _revive_demo_sources(config, names)
     rows: dict[str, int] = {}
     for name in names:
         with console.status(f"ingesting {name}…"):
@@ -316,6 +342,8 @@ def ingest(
         console.print(
             f"[green]✓[/] {name}: {sum(result.rows.values()):,} rows in {result.duration_s:.1f} s"
         )
+        for table, count in sorted(result.deleted.items()):
+            console.print(f"  {result.dataset}.{table}: {count:,} rows deleted at the source")
     console.print(_loads_table(rows, "rows loaded"))
 
 
@@ -364,6 +392,7 @@ def run(
         raise fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
     order = [*upstream_pipelines(config, pipeline), pipeline] if with_upstream else [pipeline]
     _stop_on_sigterm()
+    _revive_demo_sources(config, [s for name in order for s in config.pipelines[name].sources])
     for name in order:
         try:
             result = _run_one(config, name, full_refresh)

@@ -58,6 +58,12 @@ class _Loadable(Strict):
     write_disposition: Disposition | None = None
     """merge (upsert on primary_key), replace (reload the table) or append; default: merge with a
     primary_key, else replace (append for file sets)."""
+    hard_delete: SqlIdentifier | None = None
+    """Column the source sets on rows it deleted (true, or a deletion time): those rows are
+    deleted from the raw table (dlt's hard_delete hint; merge only)."""
+    duplicates: Literal["fail", "warn"] = "warn"
+    """A primary key seen more than once in one batch (merge would keep one row of each): fail
+    the ingest, or warn and load one version; the message gives the count and examples."""
 
     @property
     def disposition(self) -> Disposition:
@@ -74,6 +80,12 @@ class _Loadable(Strict):
                 hint="add primary_key: <column> or use write_disposition: append / replace",
                 key="write_disposition",
             )
+        if self.hard_delete and self.disposition != "merge":
+            raise Invalid(
+                "hard_delete needs write_disposition merge (rows are deleted by primary key)",
+                hint="add primary_key: <column>",
+                key="hard_delete",
+            )
         return self
 
 
@@ -84,6 +96,9 @@ class SqlTable(_Loadable):
     """Column whose largest value loaded is remembered: the next run reads only newer rows."""
     lookback: Duration = timedelta(0)
     """Re-read this far behind the cursor, to catch rows committed late."""
+    reconcile: Literal["per_run", "daily"] | None = None
+    """Rows deleted physically at the source: compare key sets and delete the vanished keys
+    from the raw table, after every load (per_run) or after the first load of a day (daily)."""
 
     @model_validator(mode="after")
     def _cursor_needs_incremental(self) -> SqlTable:
@@ -92,6 +107,12 @@ class SqlTable(_Loadable):
                 "a cursor is useless with write_disposition replace",
                 hint="add a primary_key (merge) or use write_disposition: append",
                 key="cursor",
+            )
+        if self.reconcile and self.disposition != "merge":
+            raise Invalid(
+                "reconcile needs write_disposition merge (vanished rows are found by key)",
+                hint="add primary_key: <column>",
+                key="reconcile",
             )
         return self
 

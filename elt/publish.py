@@ -9,9 +9,11 @@ never a mix, and a failure anywhere leaves the published schema untouched.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import cursor
 
@@ -19,6 +21,25 @@ from elt import roles, runs, settings
 from elt.marts import Mart
 
 READER_ROLE = "elt_reader"
+
+# The swap locks the published tables: a reader that arrives while publish waits for that
+# lock queues behind it. So publish waits at most LOCK_TIMEOUT per attempt, then lets the
+# readers through and tries again (the copy is kept: the attempt rolls back to a savepoint).
+LOCK_TIMEOUT = "3s"
+SWAP_ATTEMPTS = 20
+SWAP_PAUSE_S = 1.0
+# A publish whose process dies must not leave its session queued on the lock: PostgreSQL
+# checks every second that the client is still there (also while waiting for a lock), and
+# ends a transaction left idle.
+SESSION_SETTINGS = {
+    "client_connection_check_interval": "1s",
+    "idle_in_transaction_session_timeout": "60s",
+}
+SWAP_STATEMENT_TIMEOUT = "60s"  # the swap's DDL, once it holds its locks, is quick
+
+
+class PublishError(RuntimeError):
+    """The marts could not be published; the published schema is unchanged."""
 
 
 @dataclass
@@ -94,6 +115,7 @@ def publish(
         # nothing selected (a pipeline of staging models only): the readers' marts stay
         return PublishResult(schema=published, tables={})
     with runs.connect(url) as conn, conn.cursor() as cur:
+        _session(cur)
         roles.set_local_role(cur, roles.TRANSFORMER)
         tables = _sources(cur, marts, audit)
         if not tables:
@@ -109,12 +131,42 @@ def publish(
             cur.execute(sql.SQL("create table {} (like {} including all)").format(target, source))
             cur.execute(sql.SQL("insert into {} select * from {}").format(target, source))
             rows[table] = cur.rowcount
-        _keep_others(cur, published, staging, set(rows))
-        cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(published)))
-        cur.execute(
-            sql.SQL("alter schema {} rename to {}").format(
-                sql.Identifier(staging), sql.Identifier(published)
-            )
-        )
+        _swap(cur, staging, published, set(rows))
         _grant_readers(cur, published)
     return PublishResult(schema=published, tables=rows)
+
+
+def _session(cur: cursor) -> None:
+    for name, value in SESSION_SETTINGS.items():
+        cur.execute("select set_config(%s, %s, true)", (name, value))
+
+
+def _swap(cur: cursor, staging: str, published: str, replaced: set[str]) -> None:
+    """Replace the published schema by ``staging`` (keeping the published tables this publish
+    does not replace), waiting at most LOCK_TIMEOUT at a time for readers to let go of the
+    published tables."""
+    cur.execute("select set_config('lock_timeout', %s, true)", (LOCK_TIMEOUT,))
+    cur.execute("select set_config('statement_timeout', %s, true)", (SWAP_STATEMENT_TIMEOUT,))
+    for _attempt in range(SWAP_ATTEMPTS):
+        cur.execute("savepoint swap")
+        try:
+            _keep_others(cur, published, staging, replaced)
+            cur.execute(
+                sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(published))
+            )
+            cur.execute(
+                sql.SQL("alter schema {} rename to {}").format(
+                    sql.Identifier(staging), sql.Identifier(published)
+                )
+            )
+        except psycopg2.errors.LockNotAvailable:
+            cur.execute("rollback to savepoint swap")
+            time.sleep(SWAP_PAUSE_S)
+            continue
+        cur.execute("release savepoint swap")
+        return
+    raise PublishError(
+        f"readers held the tables of schema {published!r} for over {SWAP_ATTEMPTS} attempts of"
+        f" {LOCK_TIMEOUT}; nothing was published. Look for long transactions"
+        " (pg_stat_activity, state 'idle in transaction') and run again"
+    )

@@ -177,16 +177,45 @@ def apply_tool_env(conn: Connection | None = None) -> dict[str, str]:
     return env
 
 
+WAREHOUSE_PORT_PLACEHOLDER = "${ELT_WAREHOUSE_PORT}"
+"""Stands for the embedded warehouse's port in ``.elt/env``: a URL of a database on that
+server (the demo's shop) is stored with it, so it never names a port the server left."""
+
+
+def embedded_port() -> str:
+    """The embedded warehouse's port: ``ELT_WAREHOUSE_PORT``, else the one it keeps ("" if
+    it never started). Reads a file only; starts nothing."""
+    from elt import warehouse as embedded  # local import: it imports this module
+
+    return os.environ.get("ELT_WAREHOUSE_PORT") or str(embedded.kept_port() or "")
+
+
+def with_port_placeholder(url: str) -> str:
+    """``url`` with the embedded warehouse's port replaced by the placeholder when the URL
+    names a database on that server (else unchanged)."""
+    port = "" if is_external() else embedded_port()
+    parts = urlsplit(url)
+    if not port or parts.hostname != "127.0.0.1" or str(parts.port) != port:
+        return url
+    netloc = parts.netloc.rsplit(":", 1)[0] + ":" + WAREHOUSE_PORT_PLACEHOLDER
+    return parts._replace(netloc=netloc).geturl()
+
+
 def load_local_env(path: Path | None = None) -> None:
-    """Load ``.elt/env`` (KEY=VALUE lines) without overriding variables already set."""
+    """Load ``.elt/env`` (KEY=VALUE lines) without overriding variables already set;
+    the warehouse port placeholder is replaced by the port in use now."""
     path = path or paths.state_dir() / "env"
     if not path.exists():
         return
+    port: str | None = None
     for raw in path.read_text().splitlines():
         line = raw.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, value = line.split("=", 1)
+        if WAREHOUSE_PORT_PLACEHOLDER in value:
+            port = embedded_port() if port is None else port
+            value = value.replace(WAREHOUSE_PORT_PLACEHOLDER, port)
         os.environ.setdefault(key.strip(), value.strip())
 
 

@@ -169,7 +169,13 @@ def stored_password() -> str | None:
 
 
 def _port_is_free(port: int) -> bool:
+    """True when PostgreSQL could listen on ``port``.
+
+    The probe binds with ``SO_REUSEADDR`` as PostgreSQL does: connections of a stopped server
+    left in TIME-WAIT do not keep the port from it, and must not make the port look taken.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -184,18 +190,27 @@ def _free_port() -> int:
 
 
 def _choose_port(meta: dict[str, Any]) -> int:
+    """``ELT_WAREHOUSE_PORT``, else the port kept since the first start, else a free one.
+
+    The kept port never moves silently: settings derived from it (the demo's ``SHOP_DB_URL``,
+    a psql session, a BI tool) would point at nothing. When another program holds it, fail.
+    """
     configured = os.environ.get("ELT_WAREHOUSE_PORT")
     if configured:
         return int(configured)
     stored = meta.get("port")
-    if stored:
-        # after a crash the old server's children may hold the port for a moment
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if _port_is_free(int(stored)):
-                return int(stored)
-            time.sleep(0.2)
-    return _free_port()
+    if not stored:
+        return _free_port()
+    # after a crash the old server's children may hold the port for a moment
+    deadline = time.monotonic() + 5
+    while not _port_is_free(int(stored)):
+        if time.monotonic() > deadline:
+            raise WarehouseError(
+                f"port {stored} of the embedded warehouse (kept in {_meta_file()}) is taken by "
+                "another program: stop that program, or set ELT_WAREHOUSE_PORT to another port"
+            )
+        time.sleep(0.2)
+    return int(stored)
 
 
 @contextmanager
@@ -211,6 +226,12 @@ def _start_lock() -> Iterator[None]:
 
 
 # -- lifecycle ------------------------------------------------------------------------------
+
+
+def kept_port() -> int | None:
+    """The port the embedded warehouse keeps (chosen at its first start), if it ever started."""
+    port = _read_meta().get("port")
+    return int(port) if port else None
 
 
 def connection(database: str = DATABASE) -> Connection:

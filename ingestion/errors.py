@@ -207,6 +207,13 @@ def _connection_failure(
     if not messages:
         return None
     detail = messages[-1]
+    if step in _WAREHOUSE_STEPS and _rejected_rows(detail):
+        return _Diagnosis(
+            cause=f"the warehouse refused the rows: {detail}",
+            hint="The source's data no longer fits the raw table (a column's type changed at "
+            "the source?): fix the source, or rebuild the table with elt ingest "
+            "SOURCE --full-refresh",
+        )
     if step in _WAREHOUSE_STEPS:
         return _Diagnosis(
             cause=f"cannot use the warehouse: {detail}",
@@ -222,6 +229,16 @@ def _connection_failure(
         cause=f"cannot connect to the source database: {detail}",
         hint=f"Check that the database is running and the source URL{ref} is right",
     )
+
+
+def _rejected_rows(detail: str) -> bool:
+    """A statement that reached the warehouse and failed on the data (a COPY of rows, or a
+    data/constraint error), as opposed to a warehouse that cannot be reached. ADBC reports a
+    Parquet COPY whose columns do not match the table as SQLSTATE 08P01 (a protocol error):
+    the SQLSTATE class alone would blame the connection."""
+    lowered = detail.lower()
+    state = re.search(r"sqlstate:? ?([0-9a-z]{5})", lowered)
+    return "failed to execute copy" in lowered or bool(state and state[1][:2] in ("22", "23", "42"))
 
 
 def _is_reader_connect_error(exc: BaseException) -> bool:

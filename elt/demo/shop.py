@@ -1,7 +1,8 @@
 """The demo's OLTP source: a ``shop`` PostgreSQL database loaded from the jafgen CSVs.
 
 The database is recreated from scratch on every load, with primary and foreign keys, and a
-read-only login role ``shop_app`` for the ingestion to use.
+read-only login role ``shop_app`` for the ingestion to use. ``orders.updated_at`` is the
+change timestamp the ingestion's cursor follows: a trigger sets it on every update.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ alter table items add constraint items_sku_fkey
 create index orders_ordered_at_idx on orders (ordered_at);
 create index orders_updated_at_idx on orders (updated_at);
 create index items_order_id_idx on items (order_id);
+create function touch_updated_at() returns trigger language plpgsql as
+    $$ begin new.updated_at := now(); return new; end $$;
+create trigger orders_touch_updated_at before update on orders
+    for each row execute function touch_updated_at();
 """
 
 

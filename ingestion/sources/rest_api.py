@@ -32,7 +32,13 @@ from dlt.sources.rest_api.typing import (
 
 from elt.config import Paginator, RestApiSource, RestAuth, RestResource, is_env_ref, resolve_env
 from elt.config_secrets import credential_name
-from ingestion.sources.common import BuiltSource, DataInterval, lag_seconds, schema_contract
+from ingestion.sources.common import (
+    BuiltSource,
+    DataInterval,
+    delete_hint,
+    lag_seconds,
+    schema_contract,
+)
 from ingestion.sources.rest_auth import ApiKeyAuth, ClientCredentialsAuth, SchemeTokenAuth
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -98,6 +104,9 @@ def endpoint_resource(
     }
     if resource.primary_key:
         built["primary_key"] = list(resource.primary_key)
+    deletes = delete_hint(resource.hard_delete)
+    if deletes:
+        built["columns"] = deletes
     return built
 
 

@@ -79,8 +79,13 @@ def test_sigkill_mid_load_then_rerun_gives_exact_rows(pg, big_source, tmp_path):
     kill_when(victim, lambda: _load_started(pipeline_dir), KILL_DEADLINE_S)
     assert list((pipeline_dir / "load" / "normalized").iterdir()), "no pending package left"
 
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(
+        command, env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=300
+    )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    # the rows the finished package loaded are reported (they were 0 before)
+    reported = next(line for line in rerun.stdout.splitlines() if "raw_killshop.orders" in line)
+    assert int(reported.split("│")[2].strip().replace(",", "")) >= SOURCE_ROWS, reported
 
     url = pg.url()
     assert rows(

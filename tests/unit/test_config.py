@@ -92,7 +92,12 @@ def test_project_pipelines_yml_loads() -> None:
     assert set(project.pipelines) >= {"jaffle_daily"}
     daily = project.pipeline("jaffle_daily")
     assert daily.sources == ["shop", "social", "landing"]
-    assert project.sources["shop"].tables["orders"].lookback == timedelta(days=3)
+    orders = project.sources["shop"].tables["orders"]
+    assert (orders.cursor, orders.lookback, orders.reconcile) == (
+        "updated_at",
+        timedelta(minutes=10),
+        "per_run",
+    )
     assert project.sources["social"].resources["tweets"].primary_key == ["id"]
     assert daily.notify.on == ["failure", "quality_warning"]  # "on" is not read as a boolean
 
@@ -313,6 +318,19 @@ def test_cursor_with_replace(tmp_path: Path) -> None:
     assert "sources.shop.tables.t.cursor: a cursor is useless with write_disposition replace" in (
         only_problem(tmp_path, text)
     )
+
+
+def test_deletes_need_a_merge_key(tmp_path: Path) -> None:
+    text = SHOP.replace("{t: {}}", "{t: {reconcile: daily}}") + PIPE
+    assert "sources.shop.tables.t.reconcile: reconcile needs write_disposition merge" in (
+        only_problem(tmp_path, text)
+    )
+    text = SHOP.replace("{t: {}}", "{t: {hard_delete: is_deleted}}") + PIPE
+    assert "sources.shop.tables.t.hard_delete: hard_delete needs write_disposition merge" in (
+        only_problem(tmp_path, text)
+    )
+    text = SHOP.replace("{t: {}}", "{t: {primary_key: id, reconcile: hourly}}") + PIPE
+    assert "reconcile" in only_problem(tmp_path, text)
 
 
 def test_invalid_names(tmp_path: Path) -> None:
