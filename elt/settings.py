@@ -1,7 +1,7 @@
 """The one module that knows connections and tool settings.
 
 Every tool gets the warehouse from here: dbt through ``PG*``/``DBT_ENV_SECRET_PGPASSWORD``
-variables read by ``dbt_project/profiles.yml``, dlt and GX through :func:`warehouse_url`,
+variables read by the generated profile (``elt.project``), dlt and GX through :func:`warehouse_url`,
 psql through ``PGPASSFILE``. With ``ELT_WAREHOUSE_URL`` set, that database is used and
 nothing local is started; otherwise the embedded PostgreSQL (``elt.warehouse``) is.
 """
@@ -140,8 +140,6 @@ def tool_homes() -> dict[str, str]:
         "PREFECT_HOME": str(state / "prefect"),
         "DLT_DATA_DIR": str(state / "dlt"),
         "DLT_PROJECT_DIR": str(paths.project_root()),
-        "DBT_PROFILES_DIR": str(paths.dbt_project_dir()),
-        "DBT_PROJECT_DIR": str(paths.dbt_project_dir()),
     }
     homes = {key: os.environ.get(key) or value for key, value in homes.items()}
     return {**_QUIET_TOOLS, **homes}
@@ -179,16 +177,45 @@ def apply_tool_env(conn: Connection | None = None) -> dict[str, str]:
     return env
 
 
+WAREHOUSE_PORT_PLACEHOLDER = "${ELT_WAREHOUSE_PORT}"
+"""Stands for the embedded warehouse's port in ``.elt/env``: a URL of a database on that
+server (the demo's shop) is stored with it, so it never names a port the server left."""
+
+
+def embedded_port() -> str:
+    """The embedded warehouse's port: ``ELT_WAREHOUSE_PORT``, else the one it keeps ("" if
+    it never started). Reads a file only; starts nothing."""
+    from elt import warehouse as embedded  # local import: it imports this module
+
+    return os.environ.get("ELT_WAREHOUSE_PORT") or str(embedded.kept_port() or "")
+
+
+def with_port_placeholder(url: str) -> str:
+    """``url`` with the embedded warehouse's port replaced by the placeholder when the URL
+    names a database on that server (else unchanged)."""
+    port = "" if is_external() else embedded_port()
+    parts = urlsplit(url)
+    if not port or parts.hostname != "127.0.0.1" or str(parts.port) != port:
+        return url
+    netloc = parts.netloc.rsplit(":", 1)[0] + ":" + WAREHOUSE_PORT_PLACEHOLDER
+    return parts._replace(netloc=netloc).geturl()
+
+
 def load_local_env(path: Path | None = None) -> None:
-    """Load ``.elt/env`` (KEY=VALUE lines) without overriding variables already set."""
+    """Load ``.elt/env`` (KEY=VALUE lines) without overriding variables already set;
+    the warehouse port placeholder is replaced by the port in use now."""
     path = path or paths.state_dir() / "env"
     if not path.exists():
         return
+    port: str | None = None
     for raw in path.read_text().splitlines():
         line = raw.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, value = line.split("=", 1)
+        if WAREHOUSE_PORT_PLACEHOLDER in value:
+            port = embedded_port() if port is None else port
+            value = value.replace(WAREHOUSE_PORT_PLACEHOLDER, port)
         os.environ.setdefault(key.strip(), value.strip())
 
 

@@ -8,31 +8,26 @@ add up to one run: the quality gate, for instance, reads the run's dbt results f
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
-from elt import dbt, notify, publish, runs
+from elt import dbt, notify, publish, runs, state
+from elt import project as dbt_project
 from elt.config import Pipeline, ProjectConfig
+from elt.marts import Mart, not_built, selected_marts
+from elt.project import DbtProject
+from elt.publish import PublishResult
+from elt.redact import redact
 from elt.spec import Step
 
-_FAILED_DBT_STATUSES = ("error", "fail", "skipped", "runtime error")
-
-
-def _describe_failed(nodes: list[tuple[str, str]]) -> str:
-    """ "2 dbt node(s) failed (a, b); 3 skipped (c, d, e)" with node names, not hash ids."""
-
-    def name(unique_id: str) -> str:
-        parts = unique_id.split(".")  # test.<project>.<name>.<hash>, model.<project>.<name>
-        return parts[2] if len(parts) > 2 else parts[-1]
-
-    failed = [name(u) for u, status in nodes if status != "skipped"]
-    skipped = [name(u) for u, status in nodes if status == "skipped"]
-    parts = [f"{len(failed)} dbt node(s) failed ({', '.join(failed[:10])})"] if failed else []
-    if skipped:
-        parts.append(f"{len(skipped)} skipped ({', '.join(skipped[:10])})")
-    return "; ".join(parts)
+log = logging.getLogger(__name__)
+# what a step returns: the rows it handled (None: not a row count) and its detail record
+StepOutput = tuple[int | None, runs.Detail]
 
 
 class StepError(RuntimeError):
@@ -64,7 +59,7 @@ class RunResult:
             rows[key] = rows.get(key, 0) + load.rows
         outcome = self.dbt
 
-        def describe(records) -> list[str]:
+        def describe(records: list[runs.DbtResultRecord]) -> list[str]:
             return [f"{r.unique_id}: {r.message or r.status}" for r in records]
 
         return notify.RunReport(
@@ -78,6 +73,31 @@ class RunResult:
             failed_checks=(describe(outcome.failed) if outcome else []) + self.failed_checks,
             warnings=(describe(outcome.warned) if outcome else []) + self.check_warnings,
             error=self.error,
+        )
+
+
+def node_name(unique_id: str) -> str:
+    """A dbt node's readable name: ``test.elt.not_null_x.ab12`` → ``not_null_x``."""
+    parts = unique_id.split(".")
+    if parts[0] == "test" and len(parts) == 4:
+        return parts[2]
+    return ".".join(parts[2:]) or unique_id
+
+
+def close_gate_on_failed_nodes(url: str, run_id: str) -> None:
+    """Raise :class:`StepError` when a dbt node of the run failed or was skipped."""
+    with runs.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"select unique_id, coalesce(message, status) from {runs.SCHEMA}.dbt_results"
+            " where run_id = %s and status = any(%s) order by unique_id",
+            (run_id, list(dbt.FAILED_STATUSES)),
+        )
+        failed = cur.fetchall()
+    if failed:
+        lines = "; ".join(f"{node_name(uid)}: {message}" for uid, message in failed[:10])
+        raise StepError(
+            f"quality gate closed: {len(failed)} dbt node(s) failed or were skipped"
+            f" ({lines}); nothing was published"
         )
 
 
@@ -101,28 +121,53 @@ class StepRunner:
         # with a progress callback the caller shows progress itself: keep dbt's console quiet
         self.progress = progress
 
-    def run(self, step: Step) -> tuple[int | None, dict]:
+    def run(self, step: Step) -> StepOutput:
         """Run ``step``; returns (rows it handled, detail for elt_meta.steps)."""
-        return getattr(self, step.kind)(step)
+        handlers: dict[str, Callable[[Step], StepOutput]] = {
+            "ingest": self.ingest,
+            "transform": self.transform,
+            "quality": self.quality,
+            "publish": self.publish,
+            "export": self.export,
+            "notify": self.notify,
+        }
+        if step.kind not in handlers:
+            raise StepError(f"{step.id}: no step runner for kind {step.kind!r}")
+        return handlers[step.kind](step)
 
-    def _drop_staging_views(self) -> None:
-        """A full refresh makes dlt drop the raw tables, which dbt's staging views depend
-        on: drop those views first (the dbt build recreates them; marts stay published)."""
+    def _drop_views_on(self, raw_schema: str) -> None:
+        """A full refresh makes dlt drop the raw tables, which dbt's views depend on,
+        wherever the project puts them (``audit_staging``, the audit schema itself, a dev
+        schema): drop those views first (the dbt build recreates them; marts stay published)."""
         from psycopg2 import sql
 
-        from elt import settings
-
-        staging = f"{settings.dbt_schema()}_staging"
         with runs.connect(self.url) as conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(staging)))
+            cur.execute(
+                "select distinct view_ns.nspname, view.relname"
+                " from pg_depend dep"
+                " join pg_rewrite rule on rule.oid = dep.objid"
+                " join pg_class view on view.oid = rule.ev_class"
+                " join pg_namespace view_ns on view_ns.oid = view.relnamespace"
+                " join pg_class raw on raw.oid = dep.refobjid"
+                " join pg_namespace raw_ns on raw_ns.oid = raw.relnamespace"
+                " where raw_ns.nspname = %s and view.oid <> raw.oid"
+                " and view.relkind = 'v'",
+                (raw_schema,),
+            )
+            for schema, view in cur.fetchall():
+                cur.execute(
+                    sql.SQL("drop view if exists {} cascade").format(sql.Identifier(schema, view))
+                )
 
-    def ingest(self, step: Step) -> tuple[int, dict]:
+    def ingest(self, step: Step) -> StepOutput:
         """Load one source with dlt and record its loads."""
         from ingestion.runner import ingest
 
-        if self.full_refresh:
-            self._drop_staging_views()
+        if step.source is None:
+            raise StepError(f"{step.id}: an ingest step names no source")
         source = self.config.sources[step.source]
+        if self.full_refresh:
+            self._drop_views_on(source.dataset)
         outcome = ingest(
             source,
             full_refresh=self.full_refresh,
@@ -148,7 +193,7 @@ class StepRunner:
         }
         return sum(outcome.rows.values()), detail
 
-    def transform(self, step: Step) -> tuple[int, dict]:
+    def transform(self, step: Step) -> StepOutput:
         """``dbt build`` the pipeline's selection into the audit schema."""
         spec = self.pipe.dbt
         args = [*dbt.selection_args(spec.select, spec.exclude), "--threads", str(spec.threads)]
@@ -162,10 +207,19 @@ class StepRunner:
         built = outcome.count("model", "success")
         return built, {"models": built, "tests": outcome.count("test")}
 
+    @functools.cached_property
+    def project(self) -> DbtProject:
+        """The dbt project this pipeline builds (``dbt.project_dir``)."""
+        return dbt_project.of(self.config, self.pipe)
+
     def dbt_build(self, args: list[str]) -> dbt.DbtOutcome:
         """Run ``dbt build args`` in-process (an orchestrator may run it its own way)."""
         return dbt.invoke(
-            "build", args, quiet=self.progress is not None, on_node=self._dbt_progress()
+            "build",
+            args,
+            project=self.project,
+            quiet=self.progress is not None,
+            on_node=self._dbt_progress(),
         )
 
     def _dbt_progress(self) -> Callable[[str, str], None] | None:
@@ -173,14 +227,16 @@ class StepRunner:
             return None
         done = 0
 
+        progress = self.progress
+
         def on_node(unique_id: str, status: str) -> None:
             nonlocal done
             done += 1
-            self.progress(f"dbt: {done} nodes done ({unique_id.split('.')[-1]}: {status})")
+            progress(f"dbt: {done} nodes done ({unique_id.split('.')[-1]}: {status})")
 
         return on_node
 
-    def _check(self, stage: str, **where) -> int:
+    def _check(self, stage: Literal["raw", "audit"], **where: str | None) -> int:
         """Run the pipeline's GX checks of one stage; raise when a `fail` check failed."""
         from expectations.gate import run_quality
 
@@ -197,32 +253,65 @@ class StepRunner:
             )
         return len(outcome.checks)
 
-    def quality(self, step: Step) -> tuple[int, dict]:
+    def quality(self, step: Step) -> StepOutput:
         """The gate: closed when a dbt node of this run failed or was skipped, or a GX
         check of severity `fail` failed; `warn` checks are recorded and notified only."""
-        with runs.connect(self.url) as conn, conn.cursor() as cur:
-            cur.execute(
-                f"select unique_id, status from {runs.SCHEMA}.dbt_results"
-                " where run_id = %s and status = any(%s) order by unique_id",
-                (self.result.run_id, list(_FAILED_DBT_STATUSES)),
-            )
-            failed = cur.fetchall()
-        if failed:
-            raise StepError(
-                f"quality gate closed: {_describe_failed(failed)}; nothing was published"
-            )
+        close_gate_on_failed_nodes(self.url, self.result.run_id)
+        if self.pipe.publish == "write_audit_publish":
+            self._selected_marts_built()
         checks = self._check("audit")
         warned = len(self.result.dbt.warned) if self.result.dbt else 0
         warned += len(self.result.check_warnings)
         return checks, {"checks": checks, "warnings": warned}
 
-    def publish(self, step: Step) -> tuple[int, dict]:
-        """Swap the audited marts into the published schema."""
-        published = publish.publish(self.url)
-        self.result.published = published.tables
-        return sum(published.tables.values()), {"tables": published.tables}
+    @functools.cached_property
+    def marts(self) -> list[Mart]:
+        """The models this pipeline publishes (the rule in ``elt.marts``)."""
+        spec = self.pipe.dbt
+        return selected_marts(self.project, spec.select, spec.exclude)
 
-    def export(self, step: Step) -> tuple[int, dict]:
+    def _selected_marts_built(self) -> None:
+        """Close the gate, by name, when a mart the selection publishes was not built."""
+        with runs.connect(self.url) as conn, conn.cursor() as cur:
+            cur.execute(
+                f"select unique_id from {runs.SCHEMA}.dbt_results"
+                " where run_id = %s and status = 'success'",
+                (self.result.run_id,),
+            )
+            built = [row[0] for row in cur.fetchall()]
+        missing = not_built(self.marts, built)
+        if missing:
+            raise StepError(
+                f"quality gate closed: selected mart(s) {', '.join(missing)} were not built"
+                " in this run; nothing was published"
+            )
+
+    def publish(self, step: Step) -> StepOutput:
+        """Swap the pipeline's selected marts into the published schema."""
+        published = publish.publish(self.url, marts=self.marts)
+        self.result.published = published.tables
+        detail = {"tables": published.tables, "state_stored": self._store_state(published)}
+        return sum(published.tables.values()), detail
+
+    def _store_state(self, published: PublishResult) -> bool:
+        """Keep this build's manifest as the project's production state (``elt dev``/``elt
+        ci`` defer to it); a failure here is logged, never a failed publish."""
+        try:
+            return state.store(
+                self.url,
+                self.project,
+                pipeline=self.pipe.name,
+                run_id=self.result.run_id,
+                marts=self.marts,
+                published_schema=published.schema,
+            )
+        except Exception as exc:  # the marts are published; the state is a convenience
+            log.warning(
+                "could not store the dbt state of %s: %s", self.project.name, redact(str(exc))
+            )
+            return False
+
+    def export(self, step: Step) -> StepOutput:
         """Write the pipeline's export models from the published schema to its lake as
         Parquet, partitioned by run date; skipped when ``to`` is an unset ``env:NAME?``."""
         from elt.config_values import env_ref_name, is_env_ref, resolve_env
@@ -249,7 +338,7 @@ class StepRunner:
         }
         return sum(exported.rows.values()), detail
 
-    def notify(self, step: Step) -> tuple[int, dict]:
+    def notify(self, step: Step) -> StepOutput:
         """Send the run report to the pipeline's notify URLs for the events it asks for."""
         from elt.lineage import emit_run_events
 

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import psutil
 
@@ -121,7 +122,9 @@ def _allow_traverse(path: Path) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
-def _run_pg(args: list[str], *, timeout: float = 30, check: bool = True):
+def _run_pg(
+    args: list[str], *, timeout: float = 30, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run a PostgreSQL binary, as the unprivileged user when we are root."""
     command = [str(bin_dir() / args[0]), *args[1:]]
     if _is_root():
@@ -139,14 +142,14 @@ def _run_pg(args: list[str], *, timeout: float = 30, check: bool = True):
 # -- state ----------------------------------------------------------------------------------
 
 
-def _read_meta() -> dict:
+def _read_meta() -> dict[str, Any]:
     try:
-        return json.loads(_meta_file().read_text())
+        return cast(dict[str, Any], json.loads(_meta_file().read_text()))
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
 
 
-def _write_meta(meta: dict) -> None:
+def _write_meta(meta: dict[str, Any]) -> None:
     _meta_file().write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -166,7 +169,13 @@ def stored_password() -> str | None:
 
 
 def _port_is_free(port: int) -> bool:
+    """True when PostgreSQL could listen on ``port``.
+
+    The probe binds with ``SO_REUSEADDR`` as PostgreSQL does: connections of a stopped server
+    left in TIME-WAIT do not keep the port from it, and must not make the port look taken.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -177,22 +186,31 @@ def _port_is_free(port: int) -> bool:
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        return int(probe.getsockname()[1])
 
 
-def _choose_port(meta: dict) -> int:
+def _choose_port(meta: dict[str, Any]) -> int:
+    """``ELT_WAREHOUSE_PORT``, else the port kept since the first start, else a free one.
+
+    The kept port never moves silently: settings derived from it (the demo's ``SHOP_DB_URL``,
+    a psql session, a BI tool) would point at nothing. When another program holds it, fail.
+    """
     configured = os.environ.get("ELT_WAREHOUSE_PORT")
     if configured:
         return int(configured)
     stored = meta.get("port")
-    if stored:
-        # after a crash the old server's children may hold the port for a moment
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if _port_is_free(int(stored)):
-                return int(stored)
-            time.sleep(0.2)
-    return _free_port()
+    if not stored:
+        return _free_port()
+    # after a crash the old server's children may hold the port for a moment
+    deadline = time.monotonic() + 5
+    while not _port_is_free(int(stored)):
+        if time.monotonic() > deadline:
+            raise WarehouseError(
+                f"port {stored} of the embedded warehouse (kept in {_meta_file()}) is taken by "
+                "another program: stop that program, or set ELT_WAREHOUSE_PORT to another port"
+            )
+        time.sleep(0.2)
+    return int(stored)
 
 
 @contextmanager
@@ -208,6 +226,12 @@ def _start_lock() -> Iterator[None]:
 
 
 # -- lifecycle ------------------------------------------------------------------------------
+
+
+def kept_port() -> int | None:
+    """The port the embedded warehouse keeps (chosen at its first start), if it ever started."""
+    port = _read_meta().get("port")
+    return int(port) if port else None
 
 
 def connection(database: str = DATABASE) -> Connection:

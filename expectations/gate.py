@@ -101,7 +101,7 @@ def run_quality(
     schemas = _raw_schemas(url, config, load_id, source) if stage == "raw" else None
     generated = generated_suites(pipe)
     if generated or pipe.quality.suites:
-        handwritten = handwritten_suites(pipe, gx_context.gx_dir() / "expectations")
+        handwritten = handwritten_suites(pipe, gx_context.suites_dir())
         plans = for_stage([*generated, *handwritten], stage, schemas)
         if plans:  # else nothing to check at this stage: do not pay for importing GX
             gate = _Gate(
@@ -183,7 +183,7 @@ class _Gate:
         with gx_context.locked():
             context = gx_context.open_context(self.url, self.audit_schema)
             sync.prune_generated(context, pipeline, {plan.name for plan in generated})
-            for plan in generated:  # every stage's suite, so the files in git stay complete
+            for plan in generated:  # every stage's suite, so the context stays complete
                 sync.sync_generated_suite(context, plan)
             results = []
             for name, group in _groups(pipeline, self.stage, plans, self.load_id, schemas).items():

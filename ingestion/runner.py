@@ -24,7 +24,9 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 
 from elt import roles, settings
-from elt.config import RestApiSource, Source, SqlDatabaseSource
+from elt.config import RestApiSource, Source, SqlDatabaseSource, resolve_env
+from ingestion.drift import apply_drift, read_in_full
+from ingestion.duplicates import find_duplicates, key_policies
 from ingestion.environment import prepare_dlt_environment
 from ingestion.errors import IngestError, explain, scrub
 from ingestion.fast_path import (
@@ -33,6 +35,8 @@ from ingestion.fast_path import (
     keep_row_ids,
     tables_with_row_ids,
 )
+from ingestion.reconcile import reconcile_deletes
+from ingestion.reset import reset_source
 from ingestion.sources import BuiltSource, DataInterval, build_source
 from ingestion.warehouse_destination import close_shared_databases, warehouse
 
@@ -49,7 +53,8 @@ log = logging.getLogger("ingestion")
 @dataclass
 class IngestResult:
     """What one ingest of a source did: rows per table loaded in this run, load ids, time,
-    and per table the file format and the number of files (load jobs) it was loaded from."""
+    per table the file format and the number of files (load jobs) it was loaded from, and
+    the raw rows deleted because their keys vanished from the source (``reconcile:``)."""
 
     source: str
     dataset: str
@@ -59,6 +64,8 @@ class IngestResult:
     status: Literal["succeeded", "failed"] = "succeeded"
     file_formats: dict[str, str] = field(default_factory=dict)
     jobs: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)  # by key reconciliation
+    duplicates: dict[str, int] = field(default_factory=dict)  # keys seen twice in the batch
 
 
 def pipeline_name(source: Source) -> str:
@@ -83,7 +90,8 @@ def ingest(
 ) -> IngestResult:
     """Extract ``source`` and load it into ``raw_<source>``; raises :class:`IngestError`.
 
-    ``full_refresh`` drops the source's tables and incremental state first.
+    ``full_refresh`` first drops the source's raw and staging schemas and its local and
+    destination state (:mod:`ingestion.reset`).
     ``destination_url`` defaults to the warehouse; ``data_interval`` (start, end) limits
     incremental tables to the orchestrator's window; ``progress`` receives one-line updates.
     """
@@ -100,8 +108,28 @@ def ingest(
             secrets = built.secrets
             destination = destination_url or settings.warehouse_url()
             # dlt works as the least-privilege loader role when the roles are in use
-            pipeline = _pipeline(source, roles.loader_url(destination))
-            _run(pipeline, built, result, full_refresh=full_refresh, say=say)
+            loader = roles.loader_url(destination)
+            pipeline = _pipeline(source, loader)
+            if full_refresh:
+                say(
+                    f"{source.name}: full refresh: dropping {source.dataset}, its staging"
+                    " schema and the pipeline's state"
+                )
+                pipeline = reset_source(pipeline, loader)
+            else:
+                say(f"{source.name}: syncing state with the warehouse")
+                pipeline.sync_destination()
+                if isinstance(source, SqlDatabaseSource):
+                    grown = apply_drift(pipeline, source, loader, say)
+                    if grown:  # read in full this once, for their new columns
+                        built = build_source(
+                            read_in_full(source, grown), data_interval=data_interval
+                        )
+            keys = key_policies(source)
+            _run(pipeline, built, result, keys=keys, full_refresh=full_refresh, say=say)
+            if isinstance(source, SqlDatabaseSource):
+                url = resolve_env(source.credentials) or ""
+                result.deleted = reconcile_deletes(source, url, loader, say=say)
     except IngestError as exc:
         result.status = "failed"
         exc.result = result
@@ -126,18 +154,17 @@ def _run(
     built: BuiltSource,
     result: IngestResult,
     *,
+    keys: dict[str, tuple[list[str], str]],
     full_refresh: bool,
     say: Progress,
 ) -> None:
     name = result.source
-    say(f"{name}: syncing state with the warehouse")
-    pipeline.sync_destination()
     _settle_pending(pipeline, result, discard=full_refresh, say=say)
     if not full_refresh and built.loader_file_format == "parquet":
         _keep_existing_row_ids(pipeline, built, say)
     for resource in built.source.selected_resources.values():
         table = resource.table_name
-        result.rows[table if isinstance(table, str) else resource.name] = 0
+        result.rows.setdefault(table if isinstance(table, str) else resource.name, 0)
     say(f"{name}: extracting" + (" (full refresh)" if full_refresh else ""))
     pipeline.extract(
         built.source,
@@ -146,10 +173,41 @@ def _run(
     )
     say(f"{name}: normalizing")
     _count_rows(pipeline.normalize(), result)
+    _check_duplicates(pipeline, keys, result, say)
     say(f"{name}: loading into {result.dataset}")
     info = pipeline.load()
     _record_load(info, result)
     _check_file_format(result, built.loader_file_format, say)
+
+
+def _check_duplicates(
+    pipeline: dlt.Pipeline,
+    policies: dict[str, tuple[list[str], str]],
+    result: IngestResult,
+    say: Progress,
+) -> None:
+    """Report keys seen twice in this batch before the merge collapses them: a warning, or
+    (``duplicates: fail``) an error that drops the batch, so nothing of it loads."""
+    found = find_duplicates(pipeline, {table: keys for table, (keys, _) in policies.items()})
+    for duplicates in found:
+        result.duplicates[duplicates.table] = duplicates.keys
+        if policies[duplicates.table][1] == "fail":
+            pipeline.abort_packages()  # the batch, and the cursor state it carries
+            raise IngestError(
+                f"ingest of source '{result.source}' failed at table '{duplicates.table}': "
+                f"{duplicates.describe()} in this batch; merge would keep one row of each. "
+                "Nothing was loaded. Fix the keys at the source, or set duplicates: warn on "
+                "the table to load one row per key",
+                source=result.source,
+                table=duplicates.table,
+                step="normalize",
+            )
+        message = (
+            f"{result.source}: table {duplicates.table}: {duplicates.describe()} in this "
+            "batch; one row per key is loaded"
+        )
+        log.warning(message)
+        say(f"warning: {message}")
 
 
 def _settle_pending(
@@ -162,8 +220,11 @@ def _settle_pending(
     if not discard:
         say(f"{result.source}: finishing the load an interrupted run left behind")
         try:
-            _count_rows(pipeline.normalize(), result)
-            _record_load(pipeline.load(), result)
+            pipeline.normalize()
+            info = pipeline.load()
+            _record_load(info, result)
+            # counted in the warehouse: a package normalized before the crash has no counts
+            _count_loaded_rows(pipeline, info, result)
             return
         except Exception as exc:
             reason = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -190,6 +251,27 @@ def _count_rows(info: Any, result: IngestResult) -> None:
     for table, count in (getattr(info, "row_counts", None) or {}).items():
         if not table.startswith("_dlt"):
             result.rows[table] = result.rows.get(table, 0) + count
+
+
+def _count_loaded_rows(pipeline: dlt.Pipeline, info: LoadInfo, result: IngestResult) -> None:
+    """Add the rows each finished package loaded, per table, counted by its load id."""
+    with pipeline.sql_client() as client:
+        for package in info.load_packages:
+            tables = {
+                job.job_file_info.table_name
+                for job in package.jobs.get("completed_jobs", [])
+                if not job.job_file_info.table_name.startswith("_dlt")
+            }
+            for table in sorted(tables):
+                if "_dlt_load_id" not in pipeline.schemas[package.schema_name].get_table_columns(
+                    table
+                ):
+                    continue  # nested tables carry the root's load id only through the root
+                name = client.make_qualified_table_name(table)
+                found = client.execute_sql(
+                    f"select count(*) from {name} where _dlt_load_id = %s", package.load_id
+                )
+                result.rows[table] = result.rows.get(table, 0) + int(found[0][0])
 
 
 def _record_load(info: LoadInfo, result: IngestResult) -> None:
@@ -231,8 +313,7 @@ def _ref(source: Source) -> str | None:
     if isinstance(source, SqlDatabaseSource):
         return source.credentials
     if isinstance(source, RestApiSource) and source.auth:
-        auth = source.auth
-        return auth.token or auth.api_key or auth.password
+        return next(iter(source.auth.secret_refs), None)
     return None
 
 

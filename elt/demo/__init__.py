@@ -17,10 +17,11 @@ import json
 import os
 import secrets
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from elt import paths
 
@@ -35,6 +36,7 @@ __all__ = [
     "demo_dir",
     "ensure_data",
     "prepare",
+    "revive_api",
     "start_api",
     "stop_api",
 ]
@@ -129,7 +131,8 @@ def prepare(
     url = f"http://127.0.0.1:{_api_port(api_port)}"
     settings.write_local_env(
         {
-            "SHOP_DB_URL": shop.url,
+            # on the embedded warehouse its port is a placeholder, filled in when read
+            "SHOP_DB_URL": settings.with_port_placeholder(shop.url),
             "SOCIAL_API_URL": url,
             "SOCIAL_API_TOKEN": token,
             "LANDING_URL": landing_url,
@@ -166,6 +169,23 @@ def start_api() -> int:
     return start_background(
         tweets, _token_file(), _api_port(None), demo_dir() / "api.log", _pid_file()
     )
+
+
+def revive_api(base_urls: Iterable[str | None] | None = None) -> int | None:
+    """Start the tweets API again after a restart (``elt down`` stops it), when the demo was
+    prepared in this state folder; returns its pid, or None when there is no demo here.
+
+    With ``base_urls`` (the REST sources a command is about to read), only when one of them
+    is the demo API's URL.
+    """
+    state = paths.state_dir() / "demo"
+    if not (state / "api_port").is_file() or not (state / "data" / "tweets.csv").is_file():
+        return None
+    if base_urls is not None and not any(
+        (url or "").rstrip("/").startswith(api_url()) for url in base_urls
+    ):
+        return None
+    return start_api()
 
 
 def stop_api() -> bool:
@@ -223,8 +243,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        return cast(dict[str, Any], json.loads(path.read_text()))
     except (OSError, ValueError):
         return {}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg2
+from psycopg2.extensions import cursor
 
 from elt import runs
 from elt.docs_site import catalog
@@ -78,9 +79,10 @@ class History:
         return [latest[name] for name in sorted(latest)]
 
 
-def _exists(cur, table: str) -> bool:
+def _exists(cur: cursor, table: str) -> bool:
     cur.execute("select to_regclass(%s) is not null", (table,))
-    return bool(cur.fetchone()[0])
+    row = cur.fetchone()
+    return row is not None and bool(row[0])
 
 
 def load(url: str, *, limit: int = 50, config=None, manifest: dict | None = None) -> History:
@@ -177,7 +179,7 @@ def _runs(cur, limit: int) -> list[RunSummary]:
     ]
 
 
-def _attach_tables(cur, summaries: list[RunSummary]) -> None:
+def _attach_tables(cur: cursor, summaries: list[RunSummary]) -> None:
     by_id = {run.run_id: run for run in summaries}
     if not by_id:
         return
@@ -202,7 +204,8 @@ def _freshness(cur) -> list[SourceFreshness]:
     )
     for (dataset,) in cur.fetchall():
         cur.execute(f'select max(inserted_at) from "{dataset}"._dlt_loads where status = 0')
-        at = cur.fetchone()[0]
+        row = cur.fetchone()
+        at = row[0] if row else None
         name = dataset.removeprefix("raw_")
         entry = sources.setdefault(name, SourceFreshness(source=name, last_loaded_at=None))
         entry.dataset, entry.dlt_last_load_at = dataset, at

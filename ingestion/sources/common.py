@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from dlt.common.schema import Schema
-from dlt.common.schema.typing import TSchemaContractDict
+from dlt.common.schema.typing import TSchemaContractDict, TTableSchemaColumns
 from dlt.extract import DltResource, DltSource
 
 DataInterval = tuple[datetime, datetime]
@@ -49,3 +49,11 @@ def lag_seconds(lookback: timedelta) -> float | None:
     """dlt's ``lag`` for a lookback window; None when there is none."""
     seconds = lookback.total_seconds()
     return seconds if seconds > 0 else None
+
+
+def delete_hint(column: str | None) -> TTableSchemaColumns | None:
+    """Column hints marking ``column`` as dlt's ``hard_delete`` column (rows where it is true,
+    or not NULL for other types, are deleted from the merged table), or None."""
+    if not column:
+        return None
+    return {column: {"name": column, "hard_delete": True}}

@@ -96,12 +96,32 @@ def file_reader(
         for item in items:
             if file_format == "csv":
                 arrow = read_csv_arrow(item)
+                if arrow is not None:
+                    check_key_columns(item["file_url"], arrow.column_names, primary_key)
                 if arrow is not None and fits_fast_path(arrow, table or "", primary_key, seen):
                     yield from arrow_batches(arrow, chunk_rows)
                     continue
-            yield from chunks(item, chunk_rows)
+            for rows in chunks(item, chunk_rows):
+                if file_format == "csv" and rows:
+                    check_key_columns(item["file_url"], list(rows[0]), primary_key)
+                yield rows
 
     return dlt.transformer(read_files, name=f"read_{file_format}")
+
+
+def check_key_columns(file_url: str, columns: Sequence[str], primary_key: Sequence[str]) -> None:
+    """A CSV file without its primary key columns is malformed: say which, and what the
+    header holds (a header read as one column is usually another delimiter)."""
+    missing = [key for key in primary_key if key not in columns]
+    if not missing:
+        return
+    found = ", ".join(columns)
+    hint = ""
+    if len(columns) == 1 and any(mark in columns[0] for mark in (";", "\t", "|")):
+        hint = "; the header was read as one column: is the file delimited by ';', tab or '|'?"
+    raise MalformedFileError(
+        file_url, f"no primary key column(s) {', '.join(missing)} (header: {found}){hint}"
+    )
 
 
 def _first_line(exc: BaseException) -> str:

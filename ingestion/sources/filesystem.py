@@ -18,7 +18,7 @@ from dlt.sources.filesystem import filesystem
 
 from elt import paths
 from elt.config import FileSet, FilesystemSource, resolve_env
-from ingestion.sources.common import BuiltSource, as_source
+from ingestion.sources.common import BuiltSource, as_source, delete_hint
 from ingestion.sources.file_readers import file_reader
 
 # standard AWS variables, read when the bucket is on S3 (or an S3-compatible endpoint)
@@ -64,6 +64,7 @@ def file_set_resource(
     resource.apply_hints(
         write_disposition=file_set.disposition,
         primary_key=list(file_set.primary_key) if file_set.primary_key else None,
+        columns=delete_hint(file_set.hard_delete),
     )
     return resource
 

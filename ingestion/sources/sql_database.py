@@ -20,7 +20,13 @@ from dlt.sources.sql_database import sql_table
 from elt.config import SqlDatabaseSource, SqlTable, resolve_env
 from ingestion.fast_path import has_rows
 from ingestion.sources.adbc_reader import AdbcTableLoader
-from ingestion.sources.common import BuiltSource, DataInterval, as_source, lag_seconds
+from ingestion.sources.common import (
+    BuiltSource,
+    DataInterval,
+    as_source,
+    delete_hint,
+    lag_seconds,
+)
 
 ARROW_BACKENDS = ("adbc", "connectorx", "pyarrow")
 
@@ -60,11 +66,24 @@ def table_resource(
         backend_kwargs=backend_kwargs(config),
         defer_table_reflect=True,
         reflection_level="full",
+        table_adapter_callback=nullable_except_keys,
         incremental=table_incremental(table, data_interval),
         write_disposition=table.disposition,
         primary_key=table.primary_key or None,
     )
+    deletes = delete_hint(table.hard_delete)
+    if deletes:
+        resource.apply_hints(columns=deletes)
     return resource.add_filter(has_rows)
+
+
+def nullable_except_keys(table: Any) -> None:
+    """Raw columns accept NULL, whatever the source declares, except the primary key: a
+    column added at the source later (NOT NULL there) can be added to a raw table that already
+    has rows, and a column dropped at the source leaves NULLs instead of failing the load."""
+    for column in table.columns:
+        if not column.primary_key:
+            column.nullable = True
 
 
 def backend_kwargs(config: SqlDatabaseSource) -> dict[str, Any] | None:

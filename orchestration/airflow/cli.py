@@ -13,44 +13,33 @@ from rich.console import Console
 from rich.table import Table
 
 from elt import settings
-from elt.redact import redact
+from elt.cli_support import fail, load_config
 
 app = typer.Typer(
     help="Airflow: one DAG per pipeline (dbt rendered by Cosmos), pools, local server.",
     no_args_is_help=True,
 )
 console = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {redact(message)}", highlight=False)
-    return typer.Exit(code)
-
-
-def _config():
-    from elt.config import ConfigError, load
-
-    try:
-        return load()
-    except ConfigError as exc:
-        raise _fail(f"{exc}\nRun `elt validate-config` for details.", 2) from None
 
 
 @app.command("parse-manifest")
 def parse_manifest_command() -> None:
-    """Run `dbt parse` into .elt/dbt/target: the manifest Cosmos renders DAGs from."""
-    from orchestration.airflow.manifest import ManifestError, parse_manifest
+    """Run `dbt parse` for each dbt project of the pipelines: the manifests Cosmos renders
+    DAGs from (under .elt/dbt/<project>/manifest)."""
+    from elt.project import DbtProjectError
+    from orchestration.airflow.manifest import ManifestError, parse_manifest, projects_of
 
     settings.load_local_env()
     try:
-        with console.status("dbt parse…"):
-            parsed = parse_manifest()
-    except ManifestError as exc:
-        raise _fail(str(exc)) from None
-    console.print(
-        f"[green]✓[/] {parsed.nodes} dbt nodes → {parsed.path} ({parsed.duration_s:.1f} s)"
-    )
+        for project in projects_of(load_config()):
+            with console.status(f"dbt parse {project.name}…"):
+                parsed = parse_manifest(project)
+            console.print(
+                f"[green]✓[/] {project.name}: {parsed.nodes} dbt nodes → {parsed.path}"
+                f" ({parsed.duration_s:.1f} s)"
+            )
+    except (ManifestError, DbtProjectError) as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command("sync-pools")
@@ -60,7 +49,7 @@ def sync_pools_command() -> None:
 
     from orchestration.airflow import environment, pools
 
-    config = _config()
+    config = load_config()
     conn = settings.warehouse()
     environment.ensure_metadata_database(conn)
     os.environ.update(environment.base_env())
@@ -68,7 +57,7 @@ def sync_pools_command() -> None:
     try:
         synced = pools.sync_pools(config)
     except Exception as exc:  # an unmigrated database: say what to do
-        raise _fail(f"could not sync pools ({exc}); run `elt airflow up` once first") from None
+        raise fail(f"could not sync pools ({exc}); run `elt airflow up` once first") from None
     table = Table(title="Airflow pools")
     table.add_column("pool")
     table.add_column("slots", justify="right")
@@ -85,11 +74,11 @@ def up(
     from orchestration.airflow import local
 
     settings.load_local_env()
-    _config()
+    load_config()
     try:
         url = local.up(port, progress=lambda message: console.print(f"[cyan]→[/] {message}"))
     except local.AirflowLocalError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"[green]Airflow up[/] {url}  (logs: {local.log_dir()})")
     console.print("stop it with `elt airflow down`")
 
@@ -131,9 +120,9 @@ def test_command(
     from orchestration.airflow import environment, manifest, testing
 
     settings.load_local_env()
-    config = _config()
+    config = load_config()
     if pipeline not in config.pipelines:
-        raise _fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
+        raise fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
     conn = settings.warehouse()
     environment.ensure_metadata_database(conn)
     testing.configure(environment.metadata_url(conn))
@@ -141,11 +130,10 @@ def test_command(
     started = time.monotonic()
     with console.status("preparing Airflow and the dbt manifest…"):
         testing.migrate_metadata_db()
-        if not manifest.manifest_path().is_file() or manifest.stale_files():
-            manifest.parse_manifest()
+        manifest.parse_stale(config)
         bag = testing.load_dagbag()
     if bag.import_errors:
-        raise _fail("\n".join(str(e) for e in bag.import_errors.values()))
+        raise fail("\n".join(str(e) for e in bag.import_errors.values()))
     with console.status(f"running {pipeline}…"):
         outcome = testing.run_dag(bag.dags[pipeline])
     failed = sorted(t for t, s in outcome.task_states.items() if s in ("failed", "upstream_failed"))

@@ -415,6 +415,9 @@ def test_sql_rerun_after_crash_finishes_the_pending_load(shop, warehouse_url, dl
 
     assert any("interrupted run" in message for message in messages)
     assert len(result.load_ids) == 2  # the finished package, then this run's own
+    # rows are reported for the finished package too: 4 customers in it, 4 in this run's own
+    assert result.rows["customers"] == 8
+    assert result.rows["orders"] >= 5
     assert query(warehouse_url, "select count(*), count(distinct id) from raw_sqlcrash.orders") == [
         (35, 35)
     ]

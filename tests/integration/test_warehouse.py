@@ -139,3 +139,34 @@ def test_bad_external_url_names_the_variable_not_the_value(own_home):
     assert result.returncode == 1
     assert "ELT_WAREHOUSE_URL must be a postgresql:// URL" in result.stderr
     assert "sekret-value" not in result.stderr
+
+
+def test_port_is_kept_across_down_and_up_with_sessions_still_open(own_home):
+    conn = warehouse.ensure_running()
+    # sessions open (a psql, a BI tool) while the server stops: the server closes them first,
+    # so their sockets on the server's port linger (FIN-WAIT-2, then TIME-WAIT) while the
+    # clients have not noticed; the probe must bind as PostgreSQL does to ignore them
+    sessions = [psycopg2.connect(conn.url(), connect_timeout=5) for _ in range(3)]
+    try:
+        assert warehouse.stop() is True
+        again = warehouse.ensure_running()
+    finally:
+        for session in sessions:
+            session.close()
+    assert again.port == conn.port
+    assert _query(again, "select 1") == [(1,)]
+
+
+def test_a_taken_port_fails_clearly_instead_of_moving(own_home):
+    import socket
+
+    conn = warehouse.ensure_running()
+    warehouse.stop()
+    with socket.socket() as squatter:  # another program now listens on the kept port
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", conn.port))
+        squatter.listen()
+        with pytest.raises(warehouse.WarehouseError, match=f"port {conn.port} .* is taken"):
+            warehouse.ensure_running()
+    assert warehouse.kept_port() == conn.port
+    assert warehouse.ensure_running().port == conn.port  # free again: the same port

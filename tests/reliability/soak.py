@@ -1,9 +1,11 @@
 """The soak (`make soak`): consecutive incremental ingests with random faults, then counts.
 
-Each round the sources change (new rows, updated rows), one fault is picked at random and
-injected, the ingest runs, and a failed ingest is rerun once without the fault. After every
-round the warehouse must hold exactly the sources' rows: the report gives runs, faults
-injected, rows expected and found, duplicates and losses (both must be 0).
+Each round the sources change (new rows, late updates of old rows, rows deleted), one fault is
+picked at random and injected, the ingest runs, and a failed ingest is rerun once without the
+fault. The source's schema drifts twice: a column is added (filled for every row) at the
+third round, one is dropped at the sixth. After every round the warehouse must hold exactly
+the sources' rows: the report gives runs, faults injected, rows expected and found,
+duplicates, losses, deleted rows still in raw and stale values (all must be 0).
 
     python -m tests.reliability.soak --runs 10 --seed 1
 
@@ -33,6 +35,11 @@ SHOP_DB = "soak_source"
 INITIAL_ROWS = 200_000
 KILL_WINDOW_S = (0.5, 6.0)
 ROUND_TIMEOUT_S = 300
+# schema drift at the source, by round: a column added (every row filled), one dropped
+DRIFT = {
+    3: "alter table orders add column channel text not null default 'web'",
+    6: "alter table orders drop column note",
+}
 FAULTS = ("none", "sigkill", "429", "500", "slow", "cut", "badjson", "repeat")
 CONFIG = """\
 version: 1
@@ -42,7 +49,7 @@ sources:
     credentials: env:SOAK_SHOP_URL
     schema: public
     tables:
-      orders: {primary_key: id, cursor: updated_at, lookback: 1h}
+      orders: {primary_key: id, cursor: updated_at, lookback: 1h, reconcile: per_run}
   soakapi:
     type: rest_api
     base_url: env:SOAK_API_URL
@@ -68,12 +75,13 @@ class SoakReport:
     duplicates: int = 0
     losses: int = 0
     wrong_values: int = 0
+    deleted_kept: int = 0  # rows deleted at the source, still in raw
     duration_s: float = 0.0
 
     @property
     def ok(self) -> bool:
-        """No duplicate, no lost row, no stale value."""
-        return self.duplicates == self.losses == self.wrong_values == 0
+        """No duplicate, no lost row, no deleted row kept, no stale value."""
+        return self.duplicates == self.losses == self.wrong_values == self.deleted_kept == 0
 
 
 def _execute(url: str, statement: str) -> list[tuple]:
@@ -102,16 +110,21 @@ def _prepare_shop(admin: settings.Connection) -> str:
     return url
 
 
-def _change_shop(url: str, rng: random.Random) -> None:
-    """New orders and a few updated ones, as an OLTP database would have between runs."""
-    new, updated = rng.randint(500, 3000), rng.randint(1, 50)
+def _change_shop(url: str, rng: random.Random, round_number: int) -> None:
+    """New orders, late updates of old ones and deleted ones, as an OLTP database would have
+    between runs; the schema drifts at two rounds (DRIFT)."""
+    new, updated, deleted = rng.randint(500, 3000), rng.randint(1, 50), rng.randint(0, 20)
     _execute(
         url,
-        "insert into orders select m + g, g * 0.5, 'new', now()"
+        "insert into orders (id, amount, updated_at) select m + g, g * 0.5, now()"
         f" from (select max(id) m from orders) s, generate_series(1, {new}) g;"
         f" update orders set amount = amount + 1, updated_at = now()"
-        f" where id in (select id from orders order by random() limit {updated})",
+        f" where id in (select id from orders order by random() limit {updated});"
+        " delete from orders where id in"
+        f" (select id from orders order by random() limit {deleted})",
     )
+    if round_number in DRIFT:
+        _execute(url, DRIFT[round_number])
 
 
 def _ingest_shop(env: dict[str, str], fault: str, rng: random.Random, report: SoakReport) -> bool:
@@ -147,8 +160,12 @@ def _ingest_api(config, api, fault: str, rng: random.Random) -> bool:
 
 def _check(report: SoakReport, warehouse: str, shop: str, tweets: list[dict]) -> None:
     """Compare the warehouse with the sources: count, duplicates, losses, stale values."""
-    source = dict(_execute(shop, "select id, amount from orders"))
-    loaded = _execute(warehouse, "select id, amount from raw_soakshop.orders")
+    columns = "id, amount, channel" if _has_channel(shop) else "id, amount, null"
+    source = {row[0]: row[1:] for row in _execute(shop, f"select {columns} from orders")}
+    loaded = [
+        (row[0], row[1:])
+        for row in _execute(warehouse, f"select {columns} from raw_soakshop.orders")
+    ]
     found_ids = Counter(row_id for row_id, _ in loaded)
     values = dict(loaded)
     api_ids = {tweet["id"] for tweet in tweets}
@@ -159,7 +176,13 @@ def _check(report: SoakReport, warehouse: str, shop: str, tweets: list[dict]) ->
         n - 1 for n in api_loaded.values() if n > 1
     )
     report.losses = len(source.keys() - found_ids.keys()) + len(api_ids - api_loaded.keys())
+    report.deleted_kept = len(found_ids.keys() - source.keys())
     report.wrong_values = sum(1 for key, amount in source.items() if values.get(key) != amount)
+
+
+def _has_channel(url: str) -> bool:
+    found = "select 1 from information_schema.columns where table_name = 'orders'"
+    return bool(_execute(url, found + " and column_name = 'channel'"))
 
 
 def soak(runs: int, seed: int) -> SoakReport:
@@ -204,7 +227,7 @@ def soak(runs: int, seed: int) -> SoakReport:
 
 def _round(report, config, api, env, rng, shop, tweets) -> None:
     """One incremental run of both sources under one random fault, rerun if it failed."""
-    _change_shop(shop, rng)
+    _change_shop(shop, rng, report.runs + 1)
     tweets.extend({"id": len(tweets) + i, "text": "new"} for i in range(1, rng.randint(1, 15)))
     fault = rng.choice(FAULTS)
     report.faults[fault] += 1
@@ -227,7 +250,7 @@ def _summary(report: SoakReport) -> str:
     return (
         f"expected {report.rows_expected:,} rows, found {report.rows_found:,}, "
         f"duplicates {report.duplicates}, losses {report.losses}, "
-        f"stale values {report.wrong_values}"
+        f"deleted rows kept {report.deleted_kept}, stale values {report.wrong_values}"
     )
 
 

@@ -128,3 +128,95 @@ def test_readers_during_publishes_see_one_version_at_a_time(published):
     assert _versions(url) == {3}
     # a query that raced the swap may find the old tables gone; it never sees a mix
     assert set(errors) <= {"UndefinedTable", "InternalError_", "UndefinedObject"}, errors
+
+
+def _wait_for(url: str, statement: str, deadline_s: float = 30) -> list[tuple]:
+    """Poll ``statement`` until it returns rows (bounded)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        found = rows(url, statement)
+        if found:
+            return found
+        time.sleep(0.05)
+    return []
+
+
+def _timed_read(url: str) -> float:
+    """Seconds a reader's query on the published marts takes (it gives up after 20 s)."""
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("set statement_timeout = '20s'")
+            started = time.monotonic()
+            cur.execute("select count(*) from analytics.customers")
+            return time.monotonic() - started
+    finally:
+        conn.close()
+
+
+PUBLISH_SCRIPT = (
+    "import sys; from elt.publish import publish;"
+    " publish(sys.argv[1], audit='audit', published='analytics')"
+)
+
+
+def test_a_publish_killed_behind_a_reader_blocks_other_readers_only_seconds(published):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    url = published
+    _build_audit(url, 2)
+    holder = psycopg2.connect(url)  # a BI session in the middle of a transaction on the marts
+    try:
+        with holder.cursor() as cur:
+            cur.execute("select count(*) from analytics.orders")
+        publisher = subprocess.Popen([sys.executable, "-c", PUBLISH_SCRIPT, url])
+        waiting = _wait_for(
+            url,
+            "select pid from pg_stat_activity where wait_event_type = 'Lock'"
+            " and query like 'drop schema if exists \"analytics\"%'",
+        )
+        assert waiting, "the publish never queued for the published tables"
+        os.kill(publisher.pid, signal.SIGKILL)
+        publisher.wait(timeout=10)
+
+        waited = _timed_read(url)  # the holder still has its transaction open
+
+        assert waited < 5, f"a reader waited {waited:.1f} s behind the dead publish"
+        assert _versions(url) == {1}
+        gone = _wait_for(
+            url,
+            f"select 1 where not exists (select from pg_stat_activity where pid = {waiting[0][0]})",
+        )
+        assert gone, "the dead publish's session is still there"
+    finally:
+        holder.close()
+    publish(url, audit="audit", published="analytics")
+    assert _versions(url) == {2}
+
+
+def test_a_publish_waits_for_a_long_reader_without_blocking_the_others(published):
+    url = published
+    _build_audit(url, 2)
+    holder = psycopg2.connect(url)
+    result: list[object] = []
+    try:
+        with holder.cursor() as cur:
+            cur.execute("select count(*) from analytics.orders")
+        worker = threading.Thread(
+            target=lambda: result.append(publish(url, audit="audit", published="analytics"))
+        )
+        worker.start()
+        assert _wait_for(url, "select 1 from pg_stat_activity where wait_event_type = 'Lock'"), (
+            "the publish never queued"
+        )
+        waits = [_timed_read(url) for _ in range(3)]
+        assert max(waits) < 5, waits
+        assert _versions(url) == {1}
+    finally:
+        holder.close()  # the long transaction ends: the next attempt of the swap gets through
+    worker.join(timeout=60)
+    assert result and _versions(url) == {2}

@@ -92,7 +92,12 @@ def test_project_pipelines_yml_loads() -> None:
     assert set(project.pipelines) >= {"jaffle_daily"}
     daily = project.pipeline("jaffle_daily")
     assert daily.sources == ["shop", "social", "landing"]
-    assert project.sources["shop"].tables["orders"].lookback == timedelta(days=3)
+    orders = project.sources["shop"].tables["orders"]
+    assert (orders.cursor, orders.lookback, orders.reconcile) == (
+        "updated_at",
+        timedelta(minutes=10),
+        "per_run",
+    )
     assert project.sources["social"].resources["tweets"].primary_key == ["id"]
     assert daily.notify.on == ["failure", "quality_warning"]  # "on" is not read as a boolean
 
@@ -275,8 +280,9 @@ def test_literal_token_and_secret_notify_url(tmp_path: Path) -> None:
     )
     found = problems_of(tmp_path, text)
     assert found == [
-        "pipelines.yml:4: sources.api.base_url: this URL carries credentials "
-        "(hint: put secrets in the environment and reference them as env:NAME)",
+        "pipelines.yml:4: sources.api.base_url: this URL carries a user:password "
+        "(hint: put the whole URL in the environment and write env:NAME, or declare the "
+        "credential under auth:)",
         "pipelines.yml:5: sources.api.auth.api_key: a literal secret is not allowed here "
         "(hint: put secrets in the environment and reference them as env:NAME)",
         "pipelines.yml:10: pipelines.p.notify.urls[0]: this notification URL looks like it "
@@ -312,6 +318,19 @@ def test_cursor_with_replace(tmp_path: Path) -> None:
     assert "sources.shop.tables.t.cursor: a cursor is useless with write_disposition replace" in (
         only_problem(tmp_path, text)
     )
+
+
+def test_deletes_need_a_merge_key(tmp_path: Path) -> None:
+    text = SHOP.replace("{t: {}}", "{t: {reconcile: daily}}") + PIPE
+    assert "sources.shop.tables.t.reconcile: reconcile needs write_disposition merge" in (
+        only_problem(tmp_path, text)
+    )
+    text = SHOP.replace("{t: {}}", "{t: {hard_delete: is_deleted}}") + PIPE
+    assert "sources.shop.tables.t.hard_delete: hard_delete needs write_disposition merge" in (
+        only_problem(tmp_path, text)
+    )
+    text = SHOP.replace("{t: {}}", "{t: {primary_key: id, reconcile: hourly}}") + PIPE
+    assert "reconcile" in only_problem(tmp_path, text)
 
 
 def test_invalid_names(tmp_path: Path) -> None:
@@ -397,7 +416,7 @@ def test_unknown_source_type_lists_valid_ones(tmp_path: Path) -> None:
     text = "sources:\n  shop:\n    type: postgres\n    tables: {t: {}}\n" + PIPE
     assert only_problem(tmp_path, text) == (
         "pipelines.yml:3: sources.shop.type: unknown source type 'postgres': valid types are "
-        "'sql_database', 'rest_api', 'filesystem'"
+        "'sql_database', 'rest_api', 'filesystem', 'dlt'"
     )
 
 
@@ -461,7 +480,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "pipelines.p.publish: 'yes' is not allowed: use one of 'write_audit_publish' or 'none'",
         "pipelines.p.export.models: must not be empty",
         "pools.database: pool 'database' needs at least 1 slot",
-        "extra: unknown key 'extra' (hint: allowed keys: pipelines, pools, sources, version)",
+        "extra: unknown key 'extra' (hint: allowed keys: dbt, pipelines, pools, sources, version)",
         "version: unsupported version 2 (hint: this elt reads version: 1)",
     ):
         assert expected in joined

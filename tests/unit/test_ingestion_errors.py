@@ -182,3 +182,39 @@ def test_other_os_errors_while_extracting_keep_their_own_message():
 
     assert "cannot connect" not in str(error)
     assert "No space left on device" in str(error)
+
+
+class PipelineStepFailed(Exception):
+    """dlt's step failure, as far as :func:`explain` looks at it (its name and step)."""
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(f"Pipeline execution failed at stage {step}")
+        self.step = step
+        self.exception = cause
+
+
+class OperationalError(Exception):
+    """adbc_driver_manager's OperationalError (the class name is what counts)."""
+
+
+def test_rows_the_warehouse_refuses_at_load_do_not_blame_the_warehouse():
+    # a source column retyped bigint -> text: ADBC's Parquet COPY into the bigint column
+    copy = raised(
+        OperationalError(
+            "IO: [libpq] Failed to execute COPY statement: PGRES_FATAL_ERROR ERROR:  insufficient"
+            " data left in message\nCONTEXT:  COPY gauges, line 1, column reading\n."
+            " SQLSTATE: 08P01"
+        )
+    )
+    error = explain(raised(PipelineStepFailed("load", copy)), source="drift")
+
+    assert "the warehouse refused the rows" in str(error)
+    assert "Check that the warehouse is running" not in str(error)
+    assert "--full-refresh" in str(error)
+
+
+def test_a_warehouse_gone_at_load_is_still_named():
+    gone = raised(OperationalError("could not connect to server: Connection refused"))
+    error = explain(raised(PipelineStepFailed("load", gone)), source="drift")
+
+    assert "cannot use the warehouse" in str(error)

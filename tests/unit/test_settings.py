@@ -86,3 +86,24 @@ def test_tool_env_keeps_homes_a_deployment_already_set(tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_HOME", "/opt/airflow")
     env = settings.tool_env(settings.parse_url("postgresql://u:pw-123456@h:5432/wh"))
     assert env["AIRFLOW_HOME"] == "/opt/airflow"
+
+
+def test_a_url_on_the_embedded_warehouse_is_stored_with_a_port_placeholder(tmp_path, monkeypatch):
+    monkeypatch.setenv("ELT_HOME", str(tmp_path))
+    monkeypatch.delenv("ELT_WAREHOUSE_URL", raising=False)
+    monkeypatch.delenv("ELT_WAREHOUSE_PORT", raising=False)
+    monkeypatch.delenv("SHOP_DB_URL", raising=False)
+    monkeypatch.delenv("OTHER_DB_URL", raising=False)
+    (tmp_path / "warehouse.json").write_text('{"port": 6001}')
+    stored = settings.with_port_placeholder("postgresql://shop_app:p%3Aw@127.0.0.1:6001/shop")
+    assert stored == "postgresql://shop_app:p%3Aw@127.0.0.1:${ELT_WAREHOUSE_PORT}/shop"
+    other = "postgresql://u:p@127.0.0.1:7000/db"  # another server: kept as it is
+    assert settings.with_port_placeholder(other) == other
+    settings.write_local_env({"SHOP_DB_URL": stored, "OTHER_DB_URL": other})
+    # the warehouse now listens elsewhere (ELT_WAREHOUSE_PORT): the URL follows it
+    monkeypatch.setenv("ELT_WAREHOUSE_PORT", "6002")
+    settings.load_local_env()
+    import os
+
+    assert os.environ["SHOP_DB_URL"] == "postgresql://shop_app:p%3Aw@127.0.0.1:6002/shop"
+    assert os.environ["OTHER_DB_URL"] == other

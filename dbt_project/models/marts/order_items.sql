@@ -4,6 +4,7 @@
         unique_key='order_item_id',
         incremental_strategy='merge',
         on_schema_change='append_new_columns',
+        post_hook="{{ delete_vanished('order_item_id', ref('int_order_items_joined')) }}",
     )
 }}
 

@@ -4,6 +4,7 @@
         unique_key='order_id',
         incremental_strategy='merge',
         on_schema_change='append_new_columns',
+        post_hook="{{ delete_vanished('order_id', ref('stg_shop__orders')) }}",
     )
 }}
 
