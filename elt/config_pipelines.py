@@ -70,9 +70,13 @@ class Rule(Strict):
     name: str | None = None
     # anomaly rules (expectations/anomaly.py): this load vs the table's earlier loads
     method: Literal["mad", "zscore"] = "mad"
+    """Anomaly rules: robust z-score (median, MAD) or plain z-score (mean, deviation)."""
     threshold: float = Field(3.5, gt=0)
+    """Anomaly rules: a |score| above this fails the check."""
     min_history: int = Field(5, ge=2)
+    """Anomaly rules: earlier loads needed before a load is judged."""
     window: int = Field(30, ge=2)
+    """Anomaly rules: how many earlier loads make the history."""
 
     @model_validator(mode="after")
     def _check_and_name(self) -> Rule:
@@ -175,7 +179,9 @@ class Mart(Strict):
     """What the portal says about one published mart beyond dbt's own description."""
 
     freshness: Freshness | None = None
+    """This mart's own thresholds (default: the pipeline's freshness)."""
     description: str = ""
+    """Shown when dbt has no description for the model."""
 
 
 class Pipeline(Strict):
@@ -226,7 +232,9 @@ class Lineage(Strict):
     per run in ``.elt/lineage``."""
 
     url: UrlOrEnv | None = None
+    """OpenLineage HTTP endpoint (e.g. env:OPENLINEAGE_URL?); unset: a file per run."""
     namespace: str = "elt"
+    """Namespace of the jobs in the events."""
 
 
 class ProjectConfig(Strict):
@@ -237,6 +245,7 @@ class ProjectConfig(Strict):
     sources: dict[TopName, Source] = {}
     pipelines: dict[TopName, Pipeline] = {}
     lineage: Lineage = Lineage()
+    """Where every run's OpenLineage events go."""
     pools: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_POOLS))
     path: Path = Path("pipelines.yml")
 

@@ -124,7 +124,9 @@ class Freshness(Strict):
     """
 
     warn_after: Duration
+    """Older than this (e.g. 12h, 1d): stale, warn."""
     error_after: Duration | None = None
+    """Older than this: stale, error."""
 
     @model_validator(mode="after")
     def _error_after_warn(self) -> Freshness:

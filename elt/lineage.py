@@ -11,6 +11,11 @@ lines file per run in ``.elt/lineage`` by default, or ``lineage.url`` in ``pipel
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from elt.config import Pipeline, ProjectConfig
+
 import json
 import os
 import uuid
@@ -40,7 +45,7 @@ def warehouse_namespace(url: str) -> str:
     return f"postgres://{parts.hostname or 'localhost'}:{parts.port or 5432}"
 
 
-def _dataset(namespace: str, name: str, rows: int | None = None, *, output: bool = False):
+def _dataset(namespace: str, name: str, rows: int | None = None, *, output: bool = False) -> Any:
     from openlineage.client.event_v2 import InputDataset, OutputDataset
     from openlineage.client.generated.output_statistics_output_dataset import (
         OutputStatisticsOutputDatasetFacet as Statistics,
@@ -48,15 +53,22 @@ def _dataset(namespace: str, name: str, rows: int | None = None, *, output: bool
 
     if not output:
         return InputDataset(namespace=namespace, name=name)
-    facets = {"outputStatistics": Statistics(rowCount=rows)} if rows is not None else {}
+    facets: dict[str, Any] = {"outputStatistics": Statistics(rowCount=rows)} if rows else {}
     return OutputDataset(namespace=namespace, name=name, outputFacets=facets)
 
 
-def _event(kind: str, at: datetime, run_id: str, job: tuple[str, str], parent=None, **io):
+def _event(
+    kind: str,
+    at: datetime,
+    run_id: str,
+    job: tuple[str, str],
+    parent: tuple[str, str, str] | None = None,
+    **io: list[Any],
+) -> Any:
     from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
     from openlineage.client.generated import parent_run
 
-    facets = {}
+    facets: dict[str, Any] = {}
     if parent is not None:  # (namespace, pipeline, pipeline run uuid)
         facets["parent"] = parent_run.ParentRunFacet(
             run=parent_run.Run(runId=parent[2]),
@@ -73,7 +85,9 @@ def _event(kind: str, at: datetime, run_id: str, job: tuple[str, str], parent=No
     )
 
 
-def _step_io(kind: str, detail: dict, step_source: str | None, ctx: dict) -> tuple[list, list]:
+def _step_io(
+    kind: str, detail: dict[str, Any], step_source: str | None, ctx: dict[str, Any]
+) -> tuple[list[Any], list[Any]]:
     """Inputs and outputs of one step, from what it recorded."""
     wh, db = ctx["warehouse"], ctx["database"]
     if kind == "ingest" and step_source:
@@ -106,7 +120,7 @@ def _step_io(kind: str, detail: dict, step_source: str | None, ctx: dict) -> tup
     return [], []
 
 
-def build_events(config, pipe, run_id: str, url: str) -> list:
+def build_events(config: ProjectConfig | None, pipe: Pipeline, run_id: str, url: str) -> list[Any]:
     """The OpenLineage events of run ``run_id`` (openlineage-python RunEvents, spec 2-0-2)."""
     namespace = config.lineage.namespace if config is not None else "elt"
     with runs.connect(url) as conn, conn.cursor() as cur:
@@ -178,7 +192,7 @@ def build_events(config, pipe, run_id: str, url: str) -> list:
     return events
 
 
-def _manifest() -> dict:
+def _manifest() -> dict[str, Any]:
     """dbt's manifest from the last build (``DBT_TARGET_PATH`` or the project's target/)."""
     target = os.environ.get("DBT_TARGET_PATH")
     folder = Path(target) if target else paths.dbt_project_dir() / "target"
@@ -187,7 +201,9 @@ def _manifest() -> dict:
     return json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else {}
 
 
-def _model_events(ctx: dict, job: tuple[str, str], parent: tuple, at: datetime) -> list:
+def _model_events(
+    ctx: dict[str, Any], job: tuple[str, str], parent: tuple[str, str, str], at: datetime
+) -> list[Any]:
     """One COMPLETE event per model the run built, reading its parents (models, sources)."""
     manifest = _manifest()
     nodes, sources = manifest.get("nodes", {}), manifest.get("sources", {})
@@ -216,7 +232,7 @@ def _model_events(ctx: dict, job: tuple[str, str], parent: tuple, at: datetime) 
     return events
 
 
-def _lake(pipe) -> tuple[str, str]:
+def _lake(pipe: Pipeline) -> tuple[str, str]:
     """The export target as (dataset namespace, path prefix): ``("s3://bucket", "prefix")``
     or ``("file", "/abs/folder")``, OpenLineage's naming for object stores and local files."""
     from elt.config_values import resolve_env
@@ -233,7 +249,7 @@ def _lake(pipe) -> tuple[str, str]:
     return f"{parts.scheme}://{parts.netloc}", parts.path.strip("/")
 
 
-def _client(config, run_id: str):
+def _client(config: ProjectConfig | None, run_id: str) -> Any:
     """An OpenLineage client: HTTP when ``lineage.url`` is set, else a JSON lines file."""
     from openlineage.client import OpenLineageClient
     from openlineage.client.transport.file import FileConfig, FileTransport
@@ -250,7 +266,7 @@ def _client(config, run_id: str):
     return OpenLineageClient(transport=FileTransport(FileConfig(str(target), append=True)))
 
 
-def emit_run_events(config, pipe, run_id: str, url: str) -> int:
+def emit_run_events(config: ProjectConfig | None, pipe: Pipeline, run_id: str, url: str) -> int:
     """Emit the run's OpenLineage events through the configured transport; returns how many."""
     events = build_events(config, pipe, run_id, url)
     client = _client(config, run_id)
@@ -259,14 +275,14 @@ def emit_run_events(config, pipe, run_id: str, url: str) -> int:
     return len(events)
 
 
-def as_dicts(events: list) -> list[dict]:
+def as_dicts(events: list[Any]) -> list[dict[str, Any]]:
     """Events as the JSON objects the transports send."""
     from openlineage.client.serde import Serde
 
     return [Serde.to_dict(event) for event in events]
 
 
-def read_events(run_id: str | None = None) -> list[dict]:
+def read_events(run_id: str | None = None) -> list[dict[str, Any]]:
     """Events written by the file transport: one run's, or every run's (oldest file first)."""
     folder = lineage_dir()
     files = [folder / f"{run_id}.jsonl"] if run_id else sorted(folder.glob("*.jsonl"))

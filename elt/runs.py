@@ -267,14 +267,16 @@ def table_rows(url: str, schema: str, tables: list[str]) -> dict[str, int]:
     with connect(url) as conn, conn.cursor() as cur:
         for table in tables:
             cur.execute("select to_regclass(%s)", (f'"{schema}"."{table}"',))
-            if cur.fetchone()[0] is None:
+            exists = cur.fetchone()
+            if exists is None or exists[0] is None:
                 continue
             cur.execute(
                 psycopg2.sql.SQL("select count(*) from {}").format(
                     psycopg2.sql.Identifier(schema, table)
                 )
             )
-            counts[table] = int(cur.fetchone()[0])
+            row = cur.fetchone()
+            counts[table] = int(row[0]) if row else 0
     return counts
 
 

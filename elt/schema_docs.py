@@ -252,6 +252,7 @@ def generated_files() -> dict[str, str]:
 _ORDER = [
     "ProjectConfig",
     "DbtProjectSetting",
+    "Lineage",
     "SqlDatabaseSource",
     "SqlTable",
     "RestApiSource",
@@ -263,7 +264,9 @@ _ORDER = [
     "FileSet",
     "DltSourceRef",
     "Retries",
+    "Freshness",
     "Pipeline",
+    "Mart",
     "DbtSpec",
     "Quality",
     "Rule",
@@ -274,6 +277,9 @@ _ORDER = [
 _WHERE = {
     "ProjectConfig": "the file",
     "DbtProjectSetting": "the top-level `dbt`",
+    "Lineage": "the top-level `lineage` (OpenLineage events)",
+    "Freshness": "`freshness` of a source, a pipeline or `pipelines.<name>.marts.<mart>`",
+    "Mart": "`pipelines.<name>.marts.<mart>`",
     "SqlDatabaseSource": "`sources.<name>` with `type: sql_database`",
     "SqlTable": "`sources.<name>.tables.<table>`",
     "RestApiSource": "`sources.<name>` with `type: rest_api`",

@@ -7,10 +7,11 @@ The mart page answers "can I trust this today?": freshness against the threshold
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 from urllib.parse import quote
 
 from elt.docs_site import charts
-from elt.docs_site.catalog import Asset, CheckHistory
+from elt.docs_site.catalog import Asset, CheckHistory, Outcome
 from elt.docs_site.layout import (
     Links,
     age,
@@ -102,7 +103,7 @@ def asset_detail(asset: Asset, known: set[str], links: Links) -> str:
     return layout(f"{asset.name}", body, "../", links, charts=True)
 
 
-def _sample(details: dict, title: str = "Sample failing rows") -> str:
+def _sample(details: dict[str, Any], title: str = "Sample failing rows") -> str:
     sample = details.get("sample")
     if sample:
         rows = [
@@ -125,7 +126,7 @@ def check_detail(check: CheckHistory, links: Links) -> str:
     first, resolved = check.first_failing, check.resolved_by
     open_css = f" sev-{shown.severity}" if check.status == "open" else ""
 
-    def run_link(outcome) -> str:
+    def run_link(outcome: Outcome | None) -> str:
         if outcome is None:
             return "-"
         return f'<a href="../{run_page(outcome.run_id)}">{escape(outcome.run_id)}</a>'

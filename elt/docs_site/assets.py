@@ -72,7 +72,7 @@ def write_static(site: Path) -> None:
             shutil.copy2(source, target)
 
 
-def _localise(match: re.Match, root: str) -> str:
+def _localise(match: re.Match[str], root: str) -> str:
     tag = match.group(0)
     url = re.search(r"(?:href|src)\s*=\s*[\"']?([^\"' >]+)", tag, re.IGNORECASE)
     name = url.group(1).rstrip("/").rsplit("/", 1)[-1] if url else ""
@@ -105,7 +105,7 @@ def _drop_dead_links(html: str, page: Path) -> str:
     """Links to pages GX no longer has (a suite deleted since) lose their href: GX's index
     keeps listing old validation results whose suite page is gone."""
 
-    def keep(match: re.Match) -> str:
+    def keep(match: re.Match[str]) -> str:
         exists = (page.parent / match.group(1)).exists()
         return match.group(0) if exists else f'data-missing="{match.group(1)}"'
 

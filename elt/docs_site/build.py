@@ -6,6 +6,11 @@ result.index  # .elt/site/index.html
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from elt.config import ProjectConfig
+
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +48,7 @@ def build_site(
     dbt_docs: bool = True,
     gx_source: Path | None = None,
     limit: int = 50,
-    config=None,
+    config: ProjectConfig | None = None,
 ) -> SiteResult:
     """Build the portal from the warehouse's run history (newest ``limit`` runs).
 
@@ -84,7 +89,7 @@ def build_site(
     )
 
 
-def _config():
+def _config() -> ProjectConfig | None:
     """pipelines.yml without requiring its environment variables; None when there is none.
 
     A broken file stops the build with its problems: owners and freshness would be wrong."""

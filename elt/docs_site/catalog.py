@@ -7,6 +7,14 @@ freshness thresholds). Plain dataclasses: the pages render them without a databa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from psycopg2.extensions import cursor as Cursor
+
+if TYPE_CHECKING:
+    from elt.config import ProjectConfig
+    from elt.config_sources import Freshness
+
 import json
 import re
 from dataclasses import dataclass, field
@@ -29,7 +37,7 @@ class Outcome:
     severity: str  # fail | warn
     observed: str = "-"
     expected: str | None = None
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -144,14 +152,20 @@ class Catalog:
         return [check for asset in self.assets for check in asset.checks]
 
 
-def load_manifest(path: Path | None) -> dict:
+def load_manifest(path: Path | None) -> dict[str, Any]:
     """dbt's manifest as a dict; empty when there is none."""
     if path is None or not path.exists():
         return {}
-    return json.loads(path.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
 
 
-def load(cur, run_ids: list[str], config=None, manifest: dict | None = None) -> Catalog:
+def load(
+    cur: Cursor,
+    run_ids: list[str],
+    config: ProjectConfig | None = None,
+    manifest: dict[str, Any] | None = None,
+) -> Catalog:
     """The catalog of the runs ``run_ids`` (the portal's window of history)."""
     manifest = manifest or {}
     catalog = Catalog(marts=_marts(cur, run_ids), raw=_raw_tables(cur, run_ids))
@@ -165,7 +179,7 @@ def load(cur, run_ids: list[str], config=None, manifest: dict | None = None) -> 
     return catalog
 
 
-def _marts(cur, run_ids: list[str]) -> list[Asset]:
+def _marts(cur: Cursor, run_ids: list[str]) -> list[Asset]:
     cur.execute(
         "select s.run_id, r.pipeline, s.finished_at, s.detail -> 'tables'"
         f" from {SCHEMA}.steps s join {SCHEMA}.runs r using (run_id)"
@@ -182,7 +196,7 @@ def _marts(cur, run_ids: list[str]) -> list[Asset]:
     return [marts[name] for name in sorted(marts)]
 
 
-def _raw_tables(cur, run_ids: list[str]) -> list[Asset]:
+def _raw_tables(cur: Cursor, run_ids: list[str]) -> list[Asset]:
     cur.execute(
         "select l.run_id, l.source, l.table_name, max(l.loaded_at), sum(l.rows),"
         " (s.detail -> 'table_rows' ->> l.table_name)::bigint"
@@ -203,7 +217,7 @@ def _raw_tables(cur, run_ids: list[str]) -> list[Asset]:
     return [tables[name] for name in sorted(tables)]
 
 
-def _gx_checks(cur, run_ids: list[str]) -> list[CheckHistory]:
+def _gx_checks(cur: Cursor, run_ids: list[str]) -> list[CheckHistory]:
     cur.execute(
         "select c.run_id, c.checked_at, c.stage, c.suite, c.expectation_name, c.table_name,"
         " c.column_name, c.severity, c.success, c.observed_value, c.unexpected_percent,"
@@ -211,7 +225,7 @@ def _gx_checks(cur, run_ids: list[str]) -> list[CheckHistory]:
         " where c.run_id = any(%s) order by r.started_at, c.checked_at, c.check_id",
         (run_ids,),
     )
-    checks: dict[tuple, CheckHistory] = {}
+    checks: dict[tuple[Any, ...], CheckHistory] = {}
     for row in cur.fetchall():
         run_id, at, stage, suite, name, table, column, severity, success = row[:9]
         observed, percent, details = row[9], row[10], dict(row[11] or {})
@@ -242,7 +256,7 @@ def _add(check: CheckHistory, outcome: Outcome) -> None:
     check.outcomes.append(outcome)
 
 
-def _dbt_tests(cur, run_ids: list[str], manifest: dict) -> list[CheckHistory]:
+def _dbt_tests(cur: Cursor, run_ids: list[str], manifest: dict[str, Any]) -> list[CheckHistory]:
     nodes = manifest.get("nodes", {})
     cur.execute(
         "select d.run_id, r.started_at, d.unique_id, d.status, d.failures, d.message"
@@ -272,7 +286,7 @@ def _dbt_tests(cur, run_ids: list[str], manifest: dict) -> list[CheckHistory]:
     return list(checks.values())
 
 
-def _tested_asset(node: dict, manifest: dict) -> str:
+def _tested_asset(node: dict[str, Any], manifest: dict[str, Any]) -> str:
     """The mart or raw table a dbt test protects ('' when neither)."""
     attached = node.get("attached_node") or next(
         iter(node.get("depends_on", {}).get("nodes", [])), ""
@@ -280,10 +294,10 @@ def _tested_asset(node: dict, manifest: dict) -> str:
     if attached.startswith("source."):
         source = manifest.get("sources", {}).get(attached, {})
         return f"{source.get('schema', '')}.{source.get('identifier') or source.get('name', '')}"
-    return manifest.get("nodes", {}).get(attached, {}).get("name", "")
+    return str(manifest.get("nodes", {}).get(attached, {}).get("name", ""))
 
 
-def observed_text(value, percent: float | None = None) -> str:
+def observed_text(value: Any, percent: float | None = None) -> str:
     """An observed value from jsonb as short readable text, with its share of rows."""
     text = _text(value) or "-"
     if percent:
@@ -291,7 +305,7 @@ def observed_text(value, percent: float | None = None) -> str:
     return text
 
 
-def _text(value) -> str | None:
+def _text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -299,7 +313,7 @@ def _text(value) -> str | None:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _describe(catalog: Catalog, config, manifest: dict) -> None:
+def _describe(catalog: Catalog, config: ProjectConfig | None, manifest: dict[str, Any]) -> None:
     """Owner, description, freshness and lineage from pipelines.yml and dbt's manifest."""
     models = {
         n["name"]: (uid, n)
@@ -315,9 +329,8 @@ def _describe(catalog: Catalog, config, manifest: dict) -> None:
         pipe = config.pipelines.get(mart.pipeline) if config and mart.pipeline else None
         if pipe is not None:
             mart.owner = pipe.owner
-            mart.description = mart.description or (
-                pipe.marts.get(mart.name).description if mart.name in pipe.marts else ""
-            )
+            own = pipe.marts.get(mart.name)
+            mart.description = mart.description or (own.description if own else "")
             _thresholds(mart, pipe.mart_freshness(mart.name))
             if pipe.export and mart.name in pipe.export.models:
                 mart.downstream.append(f"export:{pipe.name} (Parquet)")
@@ -328,8 +341,8 @@ def _describe(catalog: Catalog, config, manifest: dict) -> None:
         model.downstream = _names(children.get(uid, []), manifest) if uid else []
     sources = manifest.get("sources", {})
     for table in catalog.raw:
-        source = config.sources.get(table.source) if config else None
-        if source is not None:
+        source = config.sources.get(table.source or "") if config else None
+        if config is not None and source is not None:
             table.description = source.description
             _thresholds(table, source.freshness)
             owners = [p.owner for p in config.pipelines.values() if table.source in p.sources]
@@ -346,7 +359,7 @@ def _describe(catalog: Catalog, config, manifest: dict) -> None:
         table.downstream = _names(children.get(uid, []), manifest) if uid else []
 
 
-def _thresholds(asset: Asset, freshness) -> None:
+def _thresholds(asset: Asset, freshness: Freshness | None) -> None:
     if freshness is None:
         return
     asset.warn_after_s = freshness.warn_after.total_seconds()
@@ -354,7 +367,7 @@ def _thresholds(asset: Asset, freshness) -> None:
         asset.error_after_s = freshness.error_after.total_seconds()
 
 
-def _names(unique_ids: list[str], manifest: dict) -> list[str]:
+def _names(unique_ids: list[str], manifest: dict[str, Any]) -> list[str]:
     """Readable names of dbt nodes: models by name, sources as raw_<source>.<table>."""
     names = []
     for uid in unique_ids:

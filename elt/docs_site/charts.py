@@ -7,8 +7,10 @@ hands it to ``Plotly.newPlot``. Time axes are real dates (runs are placed where 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 
 from elt.docs_site.catalog import Asset
 from elt.docs_site.history import RunSummary
@@ -25,7 +27,9 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def figure(data: list[dict], title: str, y_title: str, css_id: str = "", **layout_extra) -> str:
+def figure(
+    data: list[dict[str, Any]], title: str, y_title: str, css_id: str = "", **layout_extra: Any
+) -> str:
     """A ``<div class="plot">`` holding one figure."""
     layout = {**_LAYOUT, "title": {"text": title}, "yaxis": {"title": {"text": y_title}}}
     layout.update(layout_extra)
@@ -38,11 +42,12 @@ def run_charts(runs: list[RunSummary], pipeline: str) -> str:
     """Run duration over time for one pipeline: succeeded and failed runs as two series."""
     chosen = sorted((r for r in runs if r.pipeline == pipeline), key=lambda r: r.started_at)
     series = []
-    for label, pick, colour in (
+    kinds: list[tuple[str, Callable[[RunSummary], bool], str]] = [
         ("succeeded", lambda r: r.ok and not r.warnings, "#2f7d32"),
-        ("succeeded with warnings", lambda r: r.ok and r.warnings, "#d08a00"),
+        ("succeeded with warnings", lambda r: r.ok and bool(r.warnings), "#d08a00"),
         ("failed", lambda r: not r.ok, "#c62828"),
-    ):
+    ]
+    for label, pick, colour in kinds:
         picked = [r for r in chosen if pick(r)]
         if picked:
             series.append(
@@ -61,6 +66,7 @@ def run_charts(runs: list[RunSummary], pipeline: str) -> str:
 
 def volume_chart(asset: Asset) -> str:
     """Rows over time: a mart's published rows, or a raw table's new vs re-merged rows."""
+    data: list[dict[str, Any]]
     x = [_iso(v.at) for v in asset.volumes]
     if asset.kind == "mart":
         data = [

@@ -5,6 +5,13 @@ Plain dataclasses, so the page rendering is testable without a database.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from psycopg2.extensions import cursor as Cursor
+
+if TYPE_CHECKING:
+    from elt.config import ProjectConfig
+
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -85,7 +92,13 @@ def _exists(cur: cursor, table: str) -> bool:
     return row is not None and bool(row[0])
 
 
-def load(url: str, *, limit: int = 50, config=None, manifest: dict | None = None) -> History:
+def load(
+    url: str,
+    *,
+    limit: int = 50,
+    config: ProjectConfig | None = None,
+    manifest: dict[str, Any] | None = None,
+) -> History:
     """Read the newest ``limit`` runs, their loads, steps and checks, the catalog of marts
     and raw tables, and the sources' freshness."""
     with runs.connect(url) as conn, conn.cursor() as cur:
@@ -101,7 +114,7 @@ def load(url: str, *, limit: int = 50, config=None, manifest: dict | None = None
     return History(runs=summaries, freshness=freshness, catalog=the_catalog)
 
 
-def _attach_steps(cur, summaries: list[RunSummary]) -> None:
+def _attach_steps(cur: Cursor, summaries: list[RunSummary]) -> None:
     by_id = {run.run_id: run for run in summaries}
     cur.execute(
         f"select run_id, step_id, kind, status from {SCHEMA}.steps where run_id = any(%s)"
@@ -120,7 +133,7 @@ def _attach_steps(cur, summaries: list[RunSummary]) -> None:
         by_id[run_id].skipped.append(unique_id.split(".")[-1])
 
 
-def sample_failing_rows(cur, the_catalog: catalog.Catalog, limit: int = 10) -> None:
+def sample_failing_rows(cur: Cursor, the_catalog: catalog.Catalog, limit: int = 10) -> None:
     """Attach the failing rows dbt stored (``store_failures``) to open dbt checks."""
     for check in the_catalog.checks:
         if check.kind != "dbt" or check.status != "open" or not check.failures_relation:
@@ -131,14 +144,14 @@ def sample_failing_rows(cur, the_catalog: catalog.Catalog, limit: int = 10) -> N
         except psycopg2.Error:  # not stored (yet), or dropped by a later build
             cur.execute("rollback to savepoint sample")
             continue
-        columns = [d[0] for d in cur.description]
+        columns = [d[0] for d in cur.description or ()]
         check.latest.details["sample"] = {
             "columns": columns,
             "rows": [[catalog.observed_text(v) for v in row] for row in cur.fetchall()],
         }
 
 
-def _runs(cur, limit: int) -> list[RunSummary]:
+def _runs(cur: Cursor, limit: int) -> list[RunSummary]:
     checks = (
         f"(select count(*) filter (where success) from {SCHEMA}.checks c"
         " where c.run_id = r.run_id),"
@@ -192,7 +205,7 @@ def _attach_tables(cur: cursor, summaries: list[RunSummary]) -> None:
         by_id[run_id].tables[f"{source}.{table}"] = int(count)
 
 
-def _freshness(cur) -> list[SourceFreshness]:
+def _freshness(cur: Cursor) -> list[SourceFreshness]:
     cur.execute(
         f"select source, max(loaded_at) from {SCHEMA}.loads where status = 'succeeded'"
         " group by source order by source"

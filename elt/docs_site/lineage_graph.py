@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from html import escape
+from typing import Any
 
 from elt.docs_site.catalog import Catalog
 from elt.docs_site.charts import figure
@@ -42,11 +43,11 @@ def _layer(namespace: str, name: str, published: str) -> tuple[str, str]:
     return "audit", f"{schema}.{table}"
 
 
-def from_events(events: list[dict], published: str) -> Graph:
+def from_events(events: list[dict[str, Any]], published: str) -> Graph:
     """The graph of the datasets and jobs in ``events`` (COMPLETE/FAIL events carry io)."""
     graph = Graph()
 
-    def node(dataset: dict) -> str:
+    def node(dataset: dict[str, Any]) -> str:
         key = f"{dataset['namespace']}/{dataset['name']}"
         graph.nodes.setdefault(key, _layer(dataset["namespace"], dataset["name"], published))
         return key

@@ -5,6 +5,11 @@ Asset (mart / raw table) and check pages are in ``asset_pages``; the shared fram
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    pass
+
 from html import escape
 
 from elt import settings
@@ -265,7 +270,7 @@ def gx_results(history: History, links: Links) -> str:
     return layout("GX Data Docs", body, "", links)
 
 
-def lineage(history: History, links: Links, events: list[dict]) -> str:
+def lineage(history: History, links: Links, events: list[dict[str, Any]]) -> str:
     """End-to-end lineage from the latest runs' OpenLineage events: source → raw → audit →
     published → export, each dataset coloured by its latest check status."""
     graph = lineage_graph.from_events(events, settings.published_schema())
