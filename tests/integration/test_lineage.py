@@ -39,7 +39,7 @@ def recorded_run(pg) -> str:
     url = pg.url()
     runs.migrate(url)
     run_id = f"crm_daily-{uuid.uuid4().hex[:8]}"
-    runs.start_run(url, run_id, "crm_daily", "elt")
+    runs.open_run(url, run_id, "crm_daily", "elt", reopen=False)
     start = datetime.now(UTC) - timedelta(minutes=5)
     steps = [
         ("ingest_crm", "ingest", {"rows": {"leads": 40, "leads__tags": 90}}),
