@@ -160,6 +160,7 @@ def build_events(config: ProjectConfig | None, pipe: Pipeline, run_id: str, url:
         "audit": settings.dbt_schema(),
         "published": settings.published_schema(),
         "lake": _lake(pipe),
+        "manifest": dbt_manifest(config, pipe) if models else {},
     }
     pipeline_run = _run_uuid(run_id)
     job = (namespace, pipe.name)
@@ -192,20 +193,29 @@ def build_events(config: ProjectConfig | None, pipe: Pipeline, run_id: str, url:
     return events
 
 
-def _manifest() -> dict[str, Any]:
-    """dbt's manifest from the last build (``DBT_TARGET_PATH`` or the project's target/)."""
+def dbt_manifest(config: ProjectConfig | None, pipe: Pipeline | None = None) -> dict[str, Any]:
+    """dbt's manifest from the pipeline's last build (``DBT_TARGET_PATH`` when an orchestrator
+    set it, else the project's target folder under ``.elt/dbt``); empty when there is none."""
+    from elt import project as dbt_project
+
+    try:
+        project = dbt_project.of(config, pipe)
+    except dbt_project.DbtProjectError:
+        return {}
     target = os.environ.get("DBT_TARGET_PATH")
-    folder = Path(target) if target else paths.dbt_project_dir() / "target"
-    path = folder if folder.is_absolute() else paths.dbt_project_dir() / folder
-    manifest = path / "manifest.json"
-    return json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else {}
+    folder = Path(target) if target else project.target_dir()
+    manifest = (folder if folder.is_absolute() else project.path / folder) / "manifest.json"
+    if not manifest.exists():
+        return {}
+    loaded: dict[str, Any] = json.loads(manifest.read_text(encoding="utf-8"))
+    return loaded
 
 
 def _model_events(
     ctx: dict[str, Any], job: tuple[str, str], parent: tuple[str, str, str], at: datetime
 ) -> list[Any]:
     """One COMPLETE event per model the run built, reading its parents (models, sources)."""
-    manifest = _manifest()
+    manifest = ctx["manifest"]
     nodes, sources = manifest.get("nodes", {}), manifest.get("sources", {})
     wh, db = ctx["warehouse"], ctx["database"]
 

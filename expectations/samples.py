@@ -9,12 +9,8 @@ tests as ``unique`` for a mart (from the manifest of the last build).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from psycopg2 import sql
 
-from elt import paths
 from elt.config import ProjectConfig, Rule
 from expectations.rules import quote_identifier
 
@@ -30,11 +26,9 @@ def key_columns(config: ProjectConfig, schema: str | None, table: str) -> list[s
             items.update(getattr(source, section, None) or {})
         item = items.get(table)
         return list(item.primary_key) if item is not None else []
-    manifest = paths.dbt_project_dir() / "target" / "manifest.json"
-    if not manifest.exists():
-        return []
-    nodes = json.loads(Path(manifest).read_text(encoding="utf-8")).get("nodes", {})
-    for node in nodes.values():
+    from elt.lineage import dbt_manifest
+
+    for node in dbt_manifest(config).get("nodes", {}).values():
         meta = node.get("test_metadata") or {}
         attached = (node.get("attached_node") or "").split(".")[-1]
         if meta.get("name") == "unique" and attached == table and node.get("column_name"):
