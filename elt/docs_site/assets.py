@@ -101,13 +101,16 @@ def strip_remote(html: str, root: str = "") -> str:
 _LOCAL_HREF = re.compile(r'href="([^"#:?]+\.html)"')
 
 
-def _drop_dead_links(html: str, page: Path) -> str:
-    """Links to pages GX no longer has (a suite deleted since) lose their href: GX's index
-    keeps listing old validation results whose suite page is gone."""
+def _drop_dead_links(html: str, page: Path, gx_root: Path) -> str:
+    """Links to GX pages that no longer exist (a suite deleted since) lose their href: GX's
+    index keeps listing old validation results whose suite page is gone. Links out of the
+    GX folder (to the portal, written later) are kept."""
 
     def keep(match: re.Match[str]) -> str:
-        exists = (page.parent / match.group(1)).exists()
-        return match.group(0) if exists else f'data-missing="{match.group(1)}"'
+        linked = (page.parent / match.group(1)).resolve()
+        if not linked.is_relative_to(gx_root.resolve()) or linked.exists():
+            return match.group(0)
+        return f'data-missing="{match.group(1)}"'
 
     return _LOCAL_HREF.sub(keep, html)
 
@@ -122,7 +125,8 @@ def copy_gx_docs(target: Path, source: Path | None = None) -> Path | None:
     site = target.parent
     for page in target.rglob("*.html"):
         root = "../" * (len(page.relative_to(site).parts) - 1)
-        html = _drop_dead_links(strip_remote(page.read_text(encoding="utf-8"), root), page)
+        html = strip_remote(page.read_text(encoding="utf-8"), root)
+        html = _drop_dead_links(html, page, target)
         page.write_text(html, encoding="utf-8")
     for sheet in target.rglob("*.css"):
         sheet.write_text(_REMOTE_CSS_URL.sub("none", sheet.read_text(encoding="utf-8")))

@@ -223,7 +223,11 @@ def test_gx_links_to_pages_that_are_gone_lose_their_href(tmp_path: Path) -> None
     (tmp_path / "expectations").mkdir()
     (tmp_path / "expectations" / "orders.html").write_text("<html></html>")
     page = tmp_path / "index.html"
-    html = '<a href="expectations/orders.html">o</a><a href="expectations/gone.html">g</a>'
-    kept = assets._drop_dead_links(html, page)
+    html = (
+        '<a href="expectations/orders.html">o</a><a href="expectations/gone.html">g</a>'
+        '<a href="../index.html">portal</a>'
+    )
+    kept = assets._drop_dead_links(html, page, tmp_path)
+    assert '<a href="../index.html">portal</a>' in kept  # outside GX: written later
     assert '<a href="expectations/orders.html">o</a>' in kept
     assert '<a data-missing="expectations/gone.html">g</a>' in kept
