@@ -135,7 +135,7 @@ def checks_table(checks: list[CheckHistory], root: str, css_id: str) -> str:
             f'<td><a href="{root}{check_page(check.key)}">{escape(check.name)}</a></td>'
             f'<td><a href="{root}{asset_page(check.table)}">{escape(check.table)}</a></td>'
             f'<td class="check-{check.status}{open_css}">{check.status}</td>'
-            f'<td class="sev-{shown.severity}">{shown.severity}</td>'
+            f'<td class="severity{open_css}">{shown.severity}</td>'
             f'<td class="expected">{escape(shown.expected or "-")}</td>'
             f'<td class="observed">{escape(shown.observed)}</td>'
             f'<td><a href="{root}{run_page(shown.run_id)}">{escape(shown.run_id)}</a></td>'
