@@ -31,9 +31,10 @@ demo: setup  ## start the warehouse, make demo sources, run the whole pipeline o
 	@echo "Data docs (runs, checks, freshness, dbt lineage, GX results) are in .elt/site/index.html"
 	@echo "Serve them with: $(ELT) docs serve   then open http://127.0.0.1:8580/"
 
-lint: setup  ## ruff (format + check) and sqlfluff (dbt templater)
+lint: setup  ## ruff (format + check), mypy (strict on elt/) and sqlfluff (dbt templater)
 	.venv/bin/ruff format --check .
 	.venv/bin/ruff check .
+	.venv/bin/mypy --config-file pyproject.toml
 	@# the dbt templater compiles models, so it needs a warehouse: use the test one
 	ELT_HOME=$(CURDIR)/.elt/test bash -c 'eval "$$(.venv/bin/elt env)" && .venv/bin/sqlfluff lint dbt_project' 
 
@@ -62,7 +63,7 @@ clean:  ## stop local services and delete .elt/ and build output
 	-@test -x $(ELT) && $(ELT) demo-api stop >/dev/null 2>&1 || true
 	-@test -x $(ELT) && $(ELT) down >/dev/null 2>&1 || true
 	-@test -x $(ELT) && ELT_HOME=$(CURDIR)/.elt/test $(ELT) down >/dev/null 2>&1 || true
-	rm -rf .elt dbt_project/target dbt_project/logs .pytest_cache .ruff_cache
+	rm -rf .elt dbt_project/target dbt_project/logs .pytest_cache .ruff_cache .mypy_cache
 
 .PHONY: k8s k8s-validate
 

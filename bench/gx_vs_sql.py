@@ -12,7 +12,7 @@ For each variant the median of ``--repeat`` runs is printed (after one warm-up r
   checkpoint, elt_meta.checks, Data Docs).
 
 It also counts the SQL statements GX sends per checkpoint run. The GX files go to a
-throwaway folder, never to ``expectations/gx``.
+throwaway folder, never to the run context under ``.elt/``.
 """
 
 from __future__ import annotations

@@ -7,18 +7,28 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from elt import paths, settings
+from elt.cli_support import err, fail, load_config
 from elt.docs_site.cli import docs_app
 from elt.redact import redact
 from expectations.cli import validate as validate_checks
 from orchestration.airflow.cli import app as airflow_app
 from orchestration.prefect.cli import app as prefect_app
+
+if TYPE_CHECKING:
+    from datetime import date
+    from types import FrameType
+
+    from elt.config import ProjectConfig
+    from elt.runs import StepRecord
+    from elt.spec import Step
+    from elt.steps import RunResult
 
 app = typer.Typer(
     help="dbt-centred ELT: dlt ingestion, dbt write-audit-publish, quality gate, orchestration.",
@@ -33,13 +43,7 @@ app.add_typer(prefect_app, name="prefect", help="Run pipelines as Prefect flows 
 app.add_typer(airflow_app, name="airflow", help="Run pipelines as Airflow DAGs (Cosmos).")
 
 console = Console()
-err = Console(stderr=True, soft_wrap=True)
 _state = {"verbose": False}
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {redact(message)}", highlight=False)
-    return typer.Exit(code)
 
 
 @app.callback()
@@ -51,6 +55,10 @@ def main_options(
     """Global options."""
     _state["verbose"] = verbose
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
+    if not verbose:  # one line per failure; tracebacks only with --verbose
+        from ingestion.errors import one_line_logs
+
+        one_line_logs()
     settings.load_local_env()
 
 
@@ -95,11 +103,13 @@ def down(
 
 @app.command()
 def status() -> None:
-    """Show whether the warehouse runs, and where (the password is never shown)."""
+    """Show whether the warehouse runs, and where (the password is never shown); close the
+    runs whose process died (alerting once) and list the runs in progress."""
     from elt import warehouse
 
     if settings.is_external():
         console.print(f"external warehouse: {settings.warehouse(start=False).display_url()}")
+        _print_runs()
         return
     state = warehouse.status()
     table = Table(show_header=False, box=None)
@@ -110,6 +120,38 @@ def status() -> None:
     console.print(table)
     if not state.running:
         raise typer.Exit(3)
+    _print_runs()
+
+
+def _print_runs() -> None:
+    """Close the runs whose process died (alerting once), then list what runs now."""
+    from elt import lifecycle, runs
+
+    url = settings.warehouse_url()
+    runs.migrate(url)
+    closed = lifecycle.reap(url, _load_config())
+    for run in closed:
+        err.print(
+            f"[yellow]closed abandoned run[/] {run.run_id} ({run.pipeline}, by"
+            f" {run.orchestrator}): {run.reason}",
+            highlight=False,
+        )
+    running = lifecycle.running(url)
+    if not running:
+        console.print("no pipeline is running")
+        return
+    table = Table(title="running")
+    for column in ("pipeline", "run", "by", "started", "lease until"):
+        table.add_column(column)
+    for row in running:
+        table.add_row(
+            row.pipeline,
+            row.run_id,
+            row.orchestrator,
+            f"{row.started_at:%H:%M:%S}",
+            f"{row.expires_at:%H:%M:%S}" if row.expires_at else "-",
+        )
+    console.print(table)
 
 
 @app.command()
@@ -164,13 +206,13 @@ def validate_config(
     raise typer.Exit(2)
 
 
-def _revive_demo_sources(config, source_names) -> None:
+def _revive_demo_sources(config: ProjectConfig, source_names: list[str]) -> None:
     """Bring the demo's tweets API back when one of these sources reads it (after a restart)."""
     from elt import demo
     from elt.config import MissingEnvError, RestApiSource, resolve_env
     from elt.demo.background import ApiStartError
 
-    urls = []
+    urls: list[str | None] = []
     for name in source_names:
         source = config.sources.get(name)
         if isinstance(source, RestApiSource):
@@ -183,13 +225,8 @@ def _revive_demo_sources(config, source_names) -> None:
         err.print(f"[yellow]warning:[/] {redact(str(exc))}", highlight=False)
 
 
-def _load_config():
-    from elt.config import ConfigError, load
-
-    try:
-        return load(check_env=False)
-    except ConfigError as exc:
-        raise _fail(f"{exc}\nRun `elt validate-config` for details.", 2) from None
+def _load_config() -> ProjectConfig:
+    return load_config(check_env=False)
 
 
 # the quality gate's own command (its GX import happens only when it runs)
@@ -274,7 +311,7 @@ def ingest(
     names = sources or list(config.sources)
     unknown = [name for name in names if name not in config.sources]
     if unknown:
-        raise _fail(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(config.sources)}")
+        raise fail(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(config.sources)}")
     url = settings.warehouse_url()
     _revive_demo_sources(config, names)
     rows: dict[str, int] = {}
@@ -312,7 +349,7 @@ def build(
     )
     if not outcome.success:
         details = "\n".join(f"  {r.unique_id}: {r.message or r.status}" for r in outcome.failed)
-        raise _fail(f"dbt build failed; nothing was published\n{details or outcome.error}")
+        raise fail(f"dbt build failed; nothing was published\n{details or outcome.error}")
     if publish_marts:
         result = publish.publish()
         console.print(f"[green]published[/] {len(result.tables)} marts to {result.schema}")
@@ -322,21 +359,50 @@ def build(
 def run(
     pipeline: Annotated[str, typer.Argument(help="Pipeline name from pipelines.yml.")],
     full_refresh: Annotated[bool, typer.Option(help="Reload and rebuild from scratch.")] = False,
+    with_upstream: Annotated[
+        bool, typer.Option(help="First run the pipelines it depends_on (upstream first).")
+    ] = False,
 ) -> None:
     """Run a pipeline end to end, in-process: ingest → dbt build → gate → publish → notify."""
-    from elt.runner import run_pipeline
+    from elt.lease import PipelineBusyError
+    from elt.runner import upstream_pipelines
 
     config = _load_config()
     if pipeline not in config.pipelines:
-        raise _fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
-    _revive_demo_sources(config, config.pipelines[pipeline].sources)
-    started = time.monotonic()
+        raise fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
+    order = [*upstream_pipelines(config, pipeline), pipeline] if with_upstream else [pipeline]
+    _revive_demo_sources(config, [s for name in order for s in config.pipelines[name].sources])
+    _stop_on_sigterm()
+    for name in order:
+        try:
+            result = _run_one(config, name, full_refresh)
+        except PipelineBusyError as exc:
+            raise fail(str(exc), 3) from None
+        if result.status != "succeeded":
+            raise fail(f"run {result.run_id} failed: {result.error}")
 
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler or `kill`) stops a run as Ctrl-C does: recorded and alerted."""
+    import signal
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _run_one(config: ProjectConfig, pipeline: str, full_refresh: bool) -> RunResult:
+    from elt.runner import run_pipeline
+
+    started = time.monotonic()
     with console.status(f"running {pipeline}…") as spinner:
 
-        def show(event: str, step, record) -> None:
+        def show(event: str, step: Step, record: StepRecord | None) -> None:
             if event == "start":
                 spinner.update(f"{step.id}…")
+            elif record is None:
+                return
             elif record.detail.get("skipped"):
                 console.print(f"[yellow]-[/] {step.id} skipped: {record.detail['skipped']}")
             elif record.status == "succeeded":
@@ -353,11 +419,10 @@ def run(
             progress=lambda message: spinner.update(redact(message)),
         )
     _print_summary(result, time.monotonic() - started)
-    if result.status != "succeeded":
-        raise _fail(f"run {result.run_id} failed: {result.error}")
+    return result
 
 
-def _print_summary(result, wall_s: float) -> None:
+def _print_summary(result: RunResult, wall_s: float) -> None:
     report = result.report()
     console.print(_loads_table(report.rows, f"rows loaded — run {result.run_id}"))
     console.print(
@@ -372,6 +437,62 @@ def _print_summary(result, wall_s: float) -> None:
             console.print(f"exported: {counts}, run_date={record.detail['run_date']}")
     color = "green" if result.status == "succeeded" else "red"
     console.print(f"[{color}]{result.status}[/] in {wall_s:.1f} s")
+
+
+@app.command()
+def schema(
+    markdown: Annotated[
+        bool, typer.Option(help="The reference page (docs/pipelines-yml.md) instead.")
+    ] = False,
+    write: Annotated[
+        bool, typer.Option(help="Write pipelines.schema.json and docs/pipelines-yml.md.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema of pipelines.yml (made from its pydantic models)."""
+    from elt import schema_docs
+
+    if write:
+        for name, text in schema_docs.generated_files().items():
+            (paths.project_root() / name).write_text(text)
+            console.print(f"wrote {name}")
+        return
+    sys.stdout.write(schema_docs.markdown() if markdown else schema_docs.schema_text())
+
+
+scaffold_app = typer.Typer(
+    help="Generate starting files from what is loaded.", no_args_is_help=True
+)
+app.add_typer(scaffold_app, name="scaffold")
+
+
+@scaffold_app.command("dbt")
+def scaffold_dbt(
+    source: Annotated[str, typer.Argument(help="A source of pipelines.yml, already loaded.")],
+    project_dir: Annotated[
+        Path | None, typer.Option(help="dbt project (default: the project's).")
+    ] = None,
+) -> None:
+    """dbt staging for SOURCE: __sources.yml and a stg_ model (.sql + .yml) per raw table;
+    files that exist are kept."""
+    from elt.scaffold import ScaffoldError, scaffold
+
+    config = _load_config()
+    if source not in config.sources:
+        raise fail(f"unknown source {source!r}; known: {', '.join(config.sources)}")
+    target = project_dir or paths.dbt_project_dir()
+    try:
+        result = scaffold(
+            source,
+            settings.warehouse_url(),
+            target,
+            description=config.sources[source].description,
+        )
+    except ScaffoldError as exc:
+        raise fail(str(exc)) from None
+    for path in result.written:
+        console.print(f"[green]wrote[/] {path}")
+    for path in result.kept:
+        console.print(f"[yellow]kept[/] {path} (exists)")
 
 
 # -- export -------------------------------------------------------------------------------
@@ -406,7 +527,7 @@ def export_command(
                 models, to, run_date=day, run_id=runs.new_run_id(name or "export")
             )
     except (ExportError, MissingEnvError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     table = Table(title=f"exported to {result.location} (run_date={result.run_date})")
     table.add_column("model")
     table.add_column("rows", justify="right")
@@ -426,29 +547,31 @@ def _export_settings(
     if pipeline is None:
         declaring = [name for name, pipe in config.pipelines.items() if pipe.export]
         if len(declaring) != 1:
-            raise _fail(
+            raise fail(
                 "name the pipeline whose export: block to use, or give --to and --model"
                 f" (pipelines with export: {', '.join(declaring) or 'none'})"
             )
         pipeline = declaring[0]
     if pipeline not in config.pipelines:
-        raise _fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
+        raise fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
     spec = config.pipelines[pipeline].export
-    if spec is None and not (to and models):
-        raise _fail(
+    if spec is None:
+        if to and models:
+            return to, models, pipeline
+        raise fail(
             f"pipeline {pipeline!r} has no export: block; add one to pipelines.yml"
             " or give --to and --model"
         )
     return to or spec.to, models or list(spec.models), pipeline
 
 
-def _parse_date(text: str):
+def _parse_date(text: str) -> date:
     from datetime import date
 
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise _fail(f"--run-date must be a date YYYY-MM-DD (got {text!r})") from None
+        raise fail(f"--run-date must be a date YYYY-MM-DD (got {text!r})") from None
 
 
 def main() -> None:

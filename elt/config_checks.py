@@ -49,7 +49,7 @@ def cross_checks(document: YamlDocument, file: str, *, check_env: bool) -> list[
     return report.problems
 
 
-def _mapping(value: Any) -> dict:
+def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
@@ -60,7 +60,7 @@ def _strings(value: Any) -> Iterator[tuple[int, str]]:
         yield from ((i, item) for i, item in enumerate(value) if isinstance(item, str))
 
 
-def _check_names_from_keys(data: dict, report: _Report) -> None:
+def _check_names_from_keys(data: dict[str, Any], report: _Report) -> None:
     for section in ("sources", "pipelines"):
         for key, item in _mapping(data.get(section)).items():
             if "name" in _mapping(item):
@@ -71,7 +71,7 @@ def _check_names_from_keys(data: dict, report: _Report) -> None:
                 )
 
 
-def _check_pipeline_refs(data: dict, report: _Report) -> None:
+def _check_pipeline_refs(data: dict[str, Any], report: _Report) -> None:
     sources = _mapping(data.get("sources"))
     pipelines = _mapping(data.get("pipelines"))
     for name, pipeline in pipelines.items():
@@ -92,7 +92,7 @@ def _check_pipeline_refs(data: dict, report: _Report) -> None:
                 )
 
 
-def _check_cycles(data: dict, report: _Report) -> None:
+def _check_cycles(data: dict[str, Any], report: _Report) -> None:
     pipelines = _mapping(data.get("pipelines"))
     graph = {
         name: [
@@ -131,7 +131,7 @@ def _find_cycle(
     return None
 
 
-def _check_pools(data: dict, report: _Report) -> None:
+def _check_pools(data: dict[str, Any], report: _Report) -> None:
     declared = {**DEFAULT_POOLS, **_mapping(data.get("pools"))}
     for section in ("sources", "pipelines"):
         for name, item in _mapping(data.get(section)).items():
@@ -142,9 +142,17 @@ def _check_pools(data: dict, report: _Report) -> None:
                     f"unknown pool '{pool}'",
                     did_you_mean(pool, declared) or f"declare it under pools: ({pool}: <slots>)",
                 )
+            slots = _mapping(item).get("pool_slots")
+            size = declared.get(pool) if isinstance(pool, str) else None
+            if isinstance(slots, int) and isinstance(size, int) and slots > size:
+                report.add(
+                    (section, name, "pool_slots"),
+                    f"pool_slots {slots} is more than pool '{pool}' has ({size})",
+                    f"lower pool_slots or raise pools: {pool}: {slots}",
+                )
 
 
-def _check_resource_parents(data: dict, report: _Report) -> None:
+def _check_resource_parents(data: dict[str, Any], report: _Report) -> None:
     for name, source in _mapping(data.get("sources")).items():
         resources = _mapping(_mapping(source).get("resources"))
         parents = {key: _mapping(item).get("parent") for key, item in resources.items()}
@@ -152,7 +160,7 @@ def _check_resource_parents(data: dict, report: _Report) -> None:
             report.add(("sources", name, "resources", resource, "parent"), message, hint)
 
 
-def _check_env(data: dict, report: _Report) -> None:
+def _check_env(data: dict[str, Any], report: _Report) -> None:
     for path, value in _walk_strings(data, ()):
         if not is_env_ref(value):
             continue

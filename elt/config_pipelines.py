@@ -162,7 +162,10 @@ class Pipeline(Strict):
     limits: Limits = Limits()
     depends_on: StrList = []
     execution_timeout: Duration | None = None
+    # the pool of the pipeline's own steps (dbt build, gate, publish, export), and how many
+    # of its slots each takes; ingests use their source's pool and pool_slots
     pool: str | None = None
+    pool_slots: int = Field(1, ge=1)
 
 
 class UnknownPipelineError(KeyError):

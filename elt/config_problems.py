@@ -80,7 +80,9 @@ def problems_from_validation(
     return problems
 
 
-def _problem(detail: dict, document: YamlDocument, file: str, root: type[BaseModel]) -> Problem:
+def _problem(
+    detail: dict[str, Any], document: YamlDocument, file: str, root: type[BaseModel]
+) -> Problem:
     loc = tuple(part for part in detail["loc"] if part != "[key]")
     path = _data_path(loc, document.data)
     cause = (detail.get("ctx") or {}).get("error")
@@ -92,7 +94,7 @@ def _problem(detail: dict, document: YamlDocument, file: str, root: type[BaseMod
     return Problem(file, document.line_of(path), format_key_path(path), message, hint)
 
 
-def _data_path(loc: tuple, data: Any) -> KeyPath:
+def _data_path(loc: tuple[Any, ...], data: Any) -> KeyPath:
     """The key path in the YAML data: drops union tags pydantic adds to locations."""
     path: list[str | int] = []
     current = data
@@ -112,7 +114,9 @@ def _has(data: Any, part: Any) -> bool:
     return isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
 
 
-def _describe(detail: dict, loc: tuple, path: KeyPath, root: type[BaseModel]) -> tuple[str, str]:
+def _describe(
+    detail: dict[str, Any], loc: tuple[Any, ...], path: KeyPath, root: type[BaseModel]
+) -> tuple[str, str]:
     kind: str = detail["type"]
     ctx = detail.get("ctx") or {}
     key = str(path[-1]) if path else ""
@@ -133,17 +137,17 @@ def _describe(detail: dict, loc: tuple, path: KeyPath, root: type[BaseModel]) ->
     return _generic(kind, ctx, detail, key)
 
 
-def _literal(detail: dict, key: str) -> tuple[str, str]:
+def _literal(detail: dict[str, Any], key: str) -> tuple[str, str]:
     expected = str(detail["ctx"]["expected"])
     given = detail.get("input")
     if not isinstance(given, str | int | float) or key in _SECRET_KEYS:
         return f"must be one of {expected}", ""
     choices = [part.strip(" '") for part in expected.replace(" or ", ", ").split(",")]
-    hint = did_you_mean(given, choices)
+    hint = did_you_mean(str(given), choices)
     return f"{given!r} is not allowed: use one of {expected}", hint
 
 
-def _union_tag(ctx: dict, loc: tuple) -> tuple[str, str]:
+def _union_tag(ctx: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str, str]:
     section = "source " if loc and loc[0] == "sources" else ""
     valid = ctx.get("expected_tags") or ", ".join(SOURCE_TYPES)
     if "tag" not in ctx:
@@ -153,13 +157,13 @@ def _union_tag(ctx: dict, loc: tuple) -> tuple[str, str]:
     return f"unknown {section}type '{tag}': valid types are {valid}", hint
 
 
-def _value_error(cause: Any, detail: dict) -> tuple[str, str]:
+def _value_error(cause: Any, detail: dict[str, Any]) -> tuple[str, str]:
     if isinstance(cause, Invalid):
         return cause.message, cause.hint
     return str(cause or detail["msg"]).removeprefix("Value error, "), ""
 
 
-def _generic(kind: str, ctx: dict, detail: dict, key: str) -> tuple[str, str]:
+def _generic(kind: str, ctx: dict[str, Any], detail: dict[str, Any], key: str) -> tuple[str, str]:
     if kind in _BOUNDS:
         name, words = _BOUNDS[kind]
         return f"must be {words} {ctx.get(name)}", ""
@@ -187,7 +191,7 @@ def _got(value: Any, key: str) -> str:
 # --- the model at a location, for "did you mean" on unknown keys --------------------------
 
 
-def allowed_keys(root: type[BaseModel], loc: tuple) -> set[str]:
+def allowed_keys(root: type[BaseModel], loc: tuple[Any, ...]) -> set[str]:
     """The keys accepted by the model found at ``loc`` (empty when not a model)."""
     current: Any = root
     for part in loc:

@@ -14,9 +14,12 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from croniter import croniter
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+
+from elt.config_secrets import credential_name, looks_like_credential, url_credential
 
 ENV_PREFIX = "env:"
+ENV_PATTERN = r"^env:[A-Za-z_][A-Za-z0-9_]*\??$"
 SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")
 SECRET_HINT = "put secrets in the environment and reference them as env:NAME"  # noqa: S105
 
@@ -106,9 +109,36 @@ def _require_env_ref(value: str) -> str:
 
 def _no_inline_credentials(value: str) -> str:
     _check_env_syntax(value)
-    if not is_env_ref(value) and "://" in value and "@" in urlsplit(value).netloc:
-        raise Invalid("this URL carries credentials", hint=SECRET_HINT)
+    found = None if is_env_ref(value) else url_credential(value)
+    if found:
+        raise Invalid(
+            f"this URL carries {found}",
+            hint="put the whole URL in the environment and write env:NAME, "
+            "or declare the credential under auth:",
+        )
     return value
+
+
+def _no_literal_credentials(kind: str) -> Any:
+    """A validator for a mapping (headers, params, arguments): every value whose key names a
+    credential, or that looks like one, must be an env reference."""
+
+    def check(mapping: dict[str, Any]) -> dict[str, Any]:
+        for key, value in mapping.items():
+            if isinstance(value, str):
+                _check_env_syntax(value)
+            if is_env_ref(value) or value is None or isinstance(value, bool):
+                continue
+            if credential_name(str(key)) or looks_like_credential(value):
+                raise Invalid(
+                    f"{kind} '{key}' holds a literal credential",
+                    hint=f"export it and write {key}: env:NAME"
+                    + (" (or declare it under auth:)" if kind != "argument" else ""),
+                    key=str(key),
+                )
+        return mapping
+
+    return check
 
 
 def looks_like_secret_url(url: str) -> bool:
@@ -149,7 +179,11 @@ def _check_location(value: str) -> str:
     return value
 
 
-SecretRef = Annotated[str, AfterValidator(_require_env_ref)]
+SecretRef = Annotated[
+    str,
+    AfterValidator(_require_env_ref),
+    WithJsonSchema({"type": "string", "pattern": ENV_PATTERN, "description": "env:NAME"}),
+]
 """A secret: must be ``env:NAME``; a literal is an error."""
 UrlOrEnv = Annotated[str, AfterValidator(_no_inline_credentials)]
 """A literal URL/path without credentials, or an env reference."""
@@ -157,6 +191,29 @@ Location = Annotated[str, AfterValidator(_check_location)]
 """A local path or a file://, s3://, gs://, az:// URL (or an env reference)."""
 NotifyUrl = Annotated[str, AfterValidator(_check_notify_url)]
 """An Apprise URL without secrets in it, or an env reference."""
+_REFERENCE = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+)
+
+
+def check_reference(value: str) -> str:
+    """A Python object by reference: ``package.module:function``."""
+    if not _REFERENCE.match(value):
+        raise Invalid(
+            f"{value!r} is not a reference to a function",
+            hint="write package.module:function, e.g. ingestion.custom.events_feed:events_feed",
+        )
+    return value
+
+
+Reference = Annotated[str, AfterValidator(check_reference)]
+"""``package.module:function``, e.g. a ``@dlt.source`` function."""
+Headers = Annotated[dict[str, str], AfterValidator(_no_literal_credentials("header"))]
+"""HTTP headers; credentials in them must be env references."""
+Params = Annotated[dict[str, Any], AfterValidator(_no_literal_credentials("query parameter"))]
+"""Query parameters; credentials in them must be env references."""
+Arguments = Annotated[dict[str, Any], AfterValidator(_no_literal_credentials("argument"))]
+"""Arguments of a custom source; credentials in them must be env references."""
 
 
 # --- durations ----------------------------------------------------------------------------
@@ -178,7 +235,18 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$|^\d+$"},
+                {"type": "integer", "minimum": 0},
+            ]
+        }
+    ),
+]
 """A duration written as ``5m``, ``1h``, ``2h30m``, ``3d`` or seconds."""
 
 
@@ -249,7 +317,10 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-StrList = Annotated[list[str], BeforeValidator(_as_list)]
+_ONE_OR_MORE = WithJsonSchema(
+    {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+)
+StrList = Annotated[list[str], BeforeValidator(_as_list), _ONE_OR_MORE]
 # column names that end up in SQL (primary keys): each must be a plain identifier
-ColumnList = Annotated[list[SqlIdentifier], BeforeValidator(_as_list)]
+ColumnList = Annotated[list[SqlIdentifier], BeforeValidator(_as_list), _ONE_OR_MORE]
 """A list of strings; a single string is accepted and wrapped."""

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from elt import paths, settings
 from elt.runs import DbtResultRecord
 
 # statuses that mean "a node did not do its job": skipped nodes count, so a run whose model
 # was skipped because an upstream test failed is never reported as a success
-_BAD_STATUSES = {"error", "fail", "skipped", "runtime error"}
+FAILED_STATUSES = ("error", "fail", "skipped", "runtime error")
 
 
 class DbtError(RuntimeError):
@@ -42,7 +43,7 @@ class DbtOutcome:
     @property
     def failed(self) -> list[DbtResultRecord]:
         """Nodes that errored, failed, warned-as-error or were skipped."""
-        return [r for r in self.results if r.status in _BAD_STATUSES]
+        return [r for r in self.results if r.status in FAILED_STATUSES]
 
     @property
     def warned(self) -> list[DbtResultRecord]:
@@ -50,7 +51,7 @@ class DbtOutcome:
         return [r for r in self.results if r.status == "warn"]
 
 
-def result_record(result) -> DbtResultRecord:
+def result_record(result: Any) -> DbtResultRecord:
     """One dbt node result as the row elt_meta.dbt_results stores."""
     node = result.node
     adapter = getattr(result, "adapter_response", None) or {}
@@ -65,10 +66,10 @@ def result_record(result) -> DbtResultRecord:
     )
 
 
-def _progress_callback(on_node: Callable[[str, str], None]):
+def _progress_callback(on_node: Callable[[str, str], None]) -> Callable[[Any], None]:
     """A dbt event callback that reports each finished node (unique id, status)."""
 
-    def callback(event) -> None:
+    def callback(event: Any) -> None:
         if event.info.name != "NodeFinished":
             return
         node = event.data.node_info

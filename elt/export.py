@@ -37,6 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -207,12 +208,12 @@ def _read(url: str, schema: str, model: str, columns: list[Column]) -> pa.Record
 # -- the lake side ---------------------------------------------------------------------------
 
 
-def _filesystem(location: str, endpoint_url: str | None):
+def _filesystem(location: str, endpoint_url: str | None) -> tuple[Any, str]:
     """An fsspec filesystem for ``location`` and the path of the location on it."""
     import fsspec
 
     # a fresh instance per export: fsspec caches instances and listings otherwise
-    options: dict = {"skip_instance_cache": True}
+    options: dict[str, Any] = {"skip_instance_cache": True}
     endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
     if location.startswith("s3://"):
         options["use_listings_cache"] = False
@@ -226,7 +227,7 @@ def _filesystem(location: str, endpoint_url: str | None):
     return fs, root
 
 
-def _check_bucket(fs, bucket: str, location: str) -> None:
+def _check_bucket(fs: Any, bucket: str, location: str) -> None:
     """Fail early, and clearly, when the bucket is missing or out of reach."""
     try:
         fs.call_s3("head_bucket", Bucket=bucket)
@@ -245,11 +246,11 @@ def _check_bucket(fs, bucket: str, location: str) -> None:
         ) from None
 
 
-def _is_local(fs) -> bool:
+def _is_local(fs: Any) -> bool:
     return "file" in fs.protocol
 
 
-def _write_batches(out, reader: pa.RecordBatchReader, schema: pa.Schema) -> int:
+def _write_batches(out: BinaryIO, reader: pa.RecordBatchReader, schema: pa.Schema) -> int:
     import pyarrow.parquet as pq
 
     rows = 0
@@ -260,7 +261,7 @@ def _write_batches(out, reader: pa.RecordBatchReader, schema: pa.Schema) -> int:
     return rows
 
 
-def _write_file(fs, path: str, reader: pa.RecordBatchReader, schema: pa.Schema) -> int:
+def _write_file(fs: Any, path: str, reader: pa.RecordBatchReader, schema: pa.Schema) -> int:
     """Write ``path`` so that it appears complete or not at all; returns the rows written."""
     if not _is_local(fs):
         # an fsspec transaction completes the (multipart) upload only on success
@@ -278,7 +279,7 @@ def _write_file(fs, path: str, reader: pa.RecordBatchReader, schema: pa.Schema) 
     return rows
 
 
-def _remove_others(fs, folder: str, keep: str) -> None:
+def _remove_others(fs: Any, folder: str, keep: str) -> None:
     """Delete every file of the partition but ``keep``: older exports, abandoned temp files."""
     fs.invalidate_cache(folder)
     keep = fs._strip_protocol(keep)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import psycopg2
 from psycopg2 import sql
+from psycopg2.extensions import cursor
 
 from elt import roles, runs, settings
 
@@ -46,7 +47,7 @@ class PublishResult:
     tables: dict[str, int]  # table → rows
 
 
-def _mart_tables(cur, schema: str) -> list[str]:
+def _mart_tables(cur: cursor, schema: str) -> list[str]:
     # pg_tables lists every table, also those this role may not read (information_schema
     # would hide them and publish would silently leave them out): copying one then fails
     cur.execute(
@@ -56,7 +57,7 @@ def _mart_tables(cur, schema: str) -> list[str]:
     return [row[0] for row in cur.fetchall()]
 
 
-def _grant_readers(cur, schema: str) -> None:
+def _grant_readers(cur: cursor, schema: str) -> None:
     cur.execute("select 1 from pg_roles where rolname = %s", (READER_ROLE,))
     if cur.fetchone() is None:
         return
@@ -66,7 +67,9 @@ def _grant_readers(cur, schema: str) -> None:
     cur.execute(sql.SQL("grant select on all tables in schema {} to {}").format(target, role))
 
 
-def publish(url: str | None = None, *, audit: str | None = None, published: str | None = None):
+def publish(
+    url: str | None = None, *, audit: str | None = None, published: str | None = None
+) -> PublishResult:
     """Swap the audit schema's tables into the published schema atomically."""
     url = url or settings.warehouse_url()
     audit = audit or settings.dbt_schema()
@@ -94,12 +97,12 @@ def publish(url: str | None = None, *, audit: str | None = None, published: str 
     return PublishResult(schema=published, tables=rows)
 
 
-def _session(cur) -> None:
+def _session(cur: cursor) -> None:
     for name, value in SESSION_SETTINGS.items():
         cur.execute("select set_config(%s, %s, true)", (name, value))
 
 
-def _swap(cur, staging: str, published: str) -> None:
+def _swap(cur: cursor, staging: str, published: str) -> None:
     """Replace the published schema by ``staging``, waiting at most LOCK_TIMEOUT at a time
     for readers to let go of the published tables."""
     cur.execute("select set_config('lock_timeout', %s, true)", (LOCK_TIMEOUT,))

@@ -23,6 +23,7 @@ import secrets
 from pathlib import Path
 
 from psycopg2 import sql
+from psycopg2.extensions import cursor
 
 from elt import paths, settings
 from elt.settings import Connection
@@ -34,7 +35,7 @@ ROLES = (LOADER, TRANSFORMER, READER)
 
 
 # bump when grants_sql changes, so `elt up` re-applies the grants to an existing warehouse
-GRANTS_VERSION = "2"
+GRANTS_VERSION = "3"
 
 
 def _grants_file(database: str) -> Path:
@@ -109,14 +110,14 @@ def loader_url(url: str) -> str:
     return role_connection(LOADER, settings.parse_url(url)).url()
 
 
-def set_local_role(cur, role: str) -> None:
+def set_local_role(cur: cursor, role: str) -> None:
     """Make the rest of ``cur``'s transaction run as ``role`` (when the roles are in use)."""
     name = session_role(role)
     if name is not None:
         cur.execute(sql.SQL("set local role {}").format(sql.Identifier(name)))
 
 
-def grants_sql(database: str, *, lock_out_others: bool = True) -> list[sql.Composed]:
+def grants_sql(database: str, *, lock_out_others: bool = True) -> list[sql.Composable]:
     """The statements that give each role its grants on ``database`` (idempotent).
 
     Production runs these as the database owner after creating the three login roles.
@@ -138,8 +139,9 @@ def grants_sql(database: str, *, lock_out_others: bool = True) -> list[sql.Compo
         ),
         # dlt creates raw_<source> schemas; dbt and publish create audit* and analytics
         sql.SQL("grant create on database {} to {}, {}").format(db, loader, transformer),
-        # dbt's unit tests build their fixtures in temporary tables
-        sql.SQL("grant temporary on database {} to {}").format(db, transformer),
+        # dbt's unit tests build their fixtures in temporary tables; dlt's merge into child
+        # tables (nested lists) keeps the keys to delete in a temporary table
+        sql.SQL("grant temporary on database {} to {}, {}").format(db, transformer, loader),
         # whatever the loader creates, the transformer may read (and nothing more)
         sql.SQL("alter default privileges for role {} grant usage on schemas to {}").format(
             loader, transformer
@@ -155,7 +157,7 @@ def grants_sql(database: str, *, lock_out_others: bool = True) -> list[sql.Compo
     return statements
 
 
-def _existing_schema_grants(cur) -> list[sql.Composed]:
+def _existing_schema_grants(cur: cursor) -> list[sql.Composed]:
     """Grants on schemas made before the roles existed (by the warehouse superuser)."""
     transformer, reader = sql.Identifier(TRANSFORMER), sql.Identifier(READER)
     published, audit = settings.published_schema(), settings.dbt_schema()
@@ -215,7 +217,7 @@ _MISOWNED = """
 _ALTER_BY_KIND = {"r": "table", "p": "table", "v": "view", "m": "materialized view"}
 
 
-def _adopt_statements(cur) -> list[sql.Composed]:
+def _adopt_statements(cur: cursor) -> list[sql.Composed]:
     """Hand schemas and relations made before the roles were used (by an administrator) to
     the role that works in them, so the role can replace and drop them."""
     statements: list[sql.Composed] = []
@@ -278,6 +280,7 @@ def roles_ready(admin: Connection) -> bool:
             cur.execute("select count(*) from pg_roles where rolname = any(%s)", (list(ROLES),))
             # objects made before the roles are handed over once, when the grants change
             # (GRANTS_VERSION), not on every call: a run must create them as the roles itself
-            return cur.fetchone()[0] == len(ROLES)
+            row = cur.fetchone()
+            return row is not None and row[0] == len(ROLES)
     finally:
         conn.close()

@@ -1,87 +1,47 @@
-"""`elt run`: walk a pipeline's plan in-process, recording everything in ``elt_meta``.
+"""`elt run`: walk a pipeline's plan in-process through the shared run lifecycle.
 
 The same steps as the Airflow and Prefect wrappers, without an orchestrator: ingest every
-source, build and test with dbt in the audit schema, gate, publish, export, notify.
-A run of a pipeline holds a PostgreSQL advisory lock, so a second run of the same pipeline
-started meanwhile is refused instead of interleaving with the first.
+source, build and test with dbt in the audit schema, gate, publish, export, notify, each with
+its retries, retry delay and timeout (:meth:`elt.lifecycle.Run.run_step`). The run holds the
+pipeline's lease (:mod:`elt.lease`) from start to end, so no other run of the pipeline — by
+`elt run`, Airflow or Prefect — overlaps it. Whatever ends the process (an error, SIGTERM,
+Ctrl-C, a lost warehouse) the run is recorded, notified and its lease released.
 """
 
 from __future__ import annotations
 
-import hashlib
-import resource
-import time
+import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
-
-import psutil
-import psycopg2
 
 from elt import runs, settings
 from elt.config import ProjectConfig
-from elt.spec import Plan, Step, plan
-from elt.steps import RunResult, StepRunner
+from elt.lease import PipelineBusyError
+from elt.lifecycle import Run, measure_step
+from elt.spec import Step
+from elt.steps import RunResult
 
+__all__ = ["PipelineBusyError", "measure_step", "run_pipeline", "upstream_pipelines"]
 
-class PipelineBusyError(RuntimeError):
-    """Another run of the same pipeline holds the lock."""
-
+log = logging.getLogger(__name__)
 
 Listener = Callable[[str, Step, runs.StepRecord | None], None]
+ORCHESTRATOR = "elt"
 
 
-def lock_key(pipeline: str) -> int:
-    """The advisory-lock key of a pipeline (shared by elt run, Airflow and Prefect runs)."""
-    return int.from_bytes(hashlib.sha256(f"elt-run:{pipeline}".encode()).digest()[:8], "big") >> 1
-
-
-def measure_step(
-    fn: Callable[[], tuple[int, dict]], step: Step
-) -> tuple[runs.StepRecord, BaseException | None]:
-    """Run one step, timing it and sampling CPU and peak memory; never raises."""
-    process = psutil.Process()
-    cpu_before = sum(process.cpu_times()[:2])
-    started = datetime.now(UTC)
-    status, rows, detail, error = "succeeded", None, {}, None
-    try:
-        rows, detail = fn()
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # recorded, then reported by the caller
-        # BaseException: Rust extensions (connectorx) raise a PanicException that is not an
-        # Exception; it must fail the step like any error, not leave the run "running"
-        status, detail, error = "failed", {"error": str(exc)[:2000]}, exc
-    record = runs.StepRecord(
-        step_id=step.id,
-        kind=step.kind,
-        status=status,
-        started_at=started,
-        finished_at=datetime.now(UTC),
-        rows=rows,
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        cpu_s=sum(process.cpu_times()[:2]) - cpu_before,
-        detail=detail,
-    )
-    return record, error
-
-
-def _walk(executor: StepRunner, the_plan: Plan, listener: Listener | None) -> None:
-    result = executor.result
-    for step in the_plan.steps:
-        if result.status == "failed" and step.trigger != "all_done":
+def _walk(run: Run, listener: Listener | None) -> None:
+    """Each step in plan order once its upstream steps are done; a step whose upstream
+    failed is skipped, except ``all_done`` steps (notify), which report whatever happened."""
+    done: dict[str, bool] = {}
+    for step in run.plan.steps:
+        upstream_ok = all(done.get(d, False) for d in step.depends_on)
+        if not upstream_ok and step.trigger != "all_done":
+            done[step.id] = False
             continue
-        if step.kind == "notify":  # the message reports the run's outcome, so settle it first
-            result.status = "succeeded" if result.status == "running" else result.status
-            result.duration_s = time.monotonic() - result.started
         if listener:
             listener("start", step, None)
-        record, error = measure_step(lambda s=step: executor.run(s), step)
-        if error is not None:
-            result.status = "failed"
-            result.error = result.error or f"{step.id}: {error}"
-        result.steps.append(record)
-        runs.record_step(executor.url, result.run_id, record)
+        done[step.id] = run.run_step(step)
         if listener:
+            record = next((s for s in run.result.steps if s.step_id == step.id), None)
             listener("end", step, record)
 
 
@@ -92,31 +52,45 @@ def run_pipeline(
     full_refresh: bool = False,
     listener: Listener | None = None,
     progress: Callable[[str], None] | None = None,
-    orchestrator: str = "elt",
+    orchestrator: str = ORCHESTRATOR,
 ) -> RunResult:
-    """Run pipeline ``name`` end to end; never raises for a failed step (see ``status``)."""
+    """Run pipeline ``name`` end to end; never raises for a failed step (see ``status``).
+
+    Raises :class:`PipelineBusyError` when another live run holds the pipeline.
+    """
     pipe = config.pipeline(name)
-    the_plan = plan(config, pipe)
     url = settings.warehouse_url()
-    runs.migrate(url)
-    lock = psycopg2.connect(url)
+    run = Run.create(
+        config,
+        pipe,
+        runs.new_run_id(pipe.name),
+        url,
+        orchestrator=orchestrator,
+        full_refresh=full_refresh,
+        progress=progress,
+    )
+    run.open()
     try:
-        with lock.cursor() as cur:
-            cur.execute("select pg_try_advisory_lock(%s)", (lock_key(pipe.name),))
-            if not cur.fetchone()[0]:
-                raise PipelineBusyError(
-                    f"pipeline {pipe.name!r} is already running; wait for it to finish"
-                )
-        result = RunResult(run_id=runs.new_run_id(pipe.name), pipeline=pipe.name)
-        runs.start_run(url, result.run_id, pipe.name, orchestrator)
-        executor = StepRunner(
-            config, pipe, result, url, full_refresh=full_refresh, progress=progress
-        )
-        _walk(executor, the_plan, listener)
-        if result.status == "running":
-            result.status = "succeeded"
-        result.duration_s = time.monotonic() - result.started
-        runs.finish_run(url, result.run_id, result.status, result.error)
-        return result
+        _walk(run, listener)
+    except BaseException as exc:  # SIGTERM, Ctrl-C, a bug: the run must not stay "running"
+        run.interrupted(exc)
+        raise
     finally:
-        lock.close()
+        run.finish()
+    return run.result
+
+
+def upstream_pipelines(config: ProjectConfig, name: str) -> list[str]:
+    """The pipelines ``name`` depends on (``depends_on``, transitively), upstream first."""
+    ordered: list[str] = []
+
+    def visit(pipeline: str, path: tuple[str, ...]) -> None:
+        for upstream in config.pipeline(pipeline).depends_on:
+            if upstream in path:
+                raise ValueError(f"depends_on cycle: {' → '.join((*path, upstream))}")
+            visit(upstream, (*path, upstream))
+            if upstream not in ordered:
+                ordered.append(upstream)
+
+    visit(name, (name,))
+    return ordered

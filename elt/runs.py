@@ -13,11 +13,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg2
 import psycopg2.extras
 
 SCHEMA = "elt_meta"
+# what a step records beside its numbers (JSON in elt_meta.steps.detail)
+Detail = dict[str, Any]
 _MIGRATION_LOCK = 0x656C74  # any constant shared by every process migrating this schema
 
 MIGRATIONS: list[str] = [
@@ -73,10 +76,12 @@ MIGRATIONS: list[str] = [
 ]
 
 
-def new_run_id(pipeline: str) -> str:
-    """A sortable, unique run id: ``<pipeline>-<utc timestamp>-<random>``."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{pipeline}-{stamp}-{uuid.uuid4().hex[:6]}"
+def new_run_id(pipeline: str, started: datetime | None = None, token: str | None = None) -> str:
+    """A sortable run id: ``<pipeline>-<UTC start>-<token>``. Orchestrators pass a token
+    derived from their own run id (the same in every task and retry of that run); without
+    one it is random."""
+    stamp = (started or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{pipeline}-{stamp}-{token or uuid.uuid4().hex[:12]}"
 
 
 @contextmanager
@@ -100,7 +105,8 @@ def migrate(url: str) -> int:
             " version int primary key, applied_at timestamptz not null default now())"
         )
         cur.execute(f"select coalesce(max(version), 0) from {SCHEMA}.schema_version")
-        current = cur.fetchone()[0]
+        row = cur.fetchone()
+        current = row[0] if row else 0
         for version, ddl in enumerate(MIGRATIONS, start=1):
             if version > current:
                 cur.execute(ddl)
@@ -134,7 +140,7 @@ class StepRecord:
     rows: int | None = None
     peak_rss_mb: float | None = None
     cpu_s: float | None = None
-    detail: dict = field(default_factory=dict)
+    detail: Detail = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
@@ -155,24 +161,61 @@ class DbtResultRecord:
     message: str | None = None
 
 
-def start_run(url: str, run_id: str, pipeline: str, orchestrator: str) -> None:
-    """Insert a run in status ``running``."""
+def open_run(url: str, run_id: str, pipeline: str, orchestrator: str, *, reopen: bool) -> None:
+    """Insert the run in status ``running``; a run of that id that already ended (an Airflow
+    task cleared and run again) is set back to ``running`` when ``reopen``."""
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             f"insert into {SCHEMA}.runs (run_id, pipeline, orchestrator, status, started_at)"
-            " values (%s, %s, %s, 'running', now())",
+            " values (%s, %s, %s, 'running', now()) on conflict (run_id) do nothing",
             (run_id, pipeline, orchestrator),
         )
+        if cur.rowcount == 0 and reopen:
+            cur.execute(
+                f"update {SCHEMA}.runs set status = 'running', finished_at = null, error = null"
+                " where run_id = %s and status <> 'running'",
+                (run_id,),
+            )
 
 
-def finish_run(url: str, run_id: str, status: str, error: str | None = None) -> None:
-    """Close a run with its final status and duration."""
+def finish_run(
+    url: str, run_id: str, status: str, error: str | None = None, *, only_running: bool = False
+) -> None:
+    """Close a run with its final status and duration (``only_running``: unless another
+    process closed it already)."""
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             f"update {SCHEMA}.runs set status = %s, error = %s, finished_at = now(),"
-            " duration_s = extract(epoch from now() - started_at) where run_id = %s",
+            " duration_s = extract(epoch from now() - started_at) where run_id = %s"
+            + (" and status = 'running'" if only_running else ""),
             (status, error, run_id),
         )
+
+
+def running_runs(url: str, pipeline: str | None = None) -> list[tuple[str, str]]:
+    """(run id, pipeline) of the runs in status ``running``, oldest first."""
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"select run_id, pipeline from {SCHEMA}.runs where status = 'running'"
+            " and (%s::text is null or pipeline = %s) order by started_at",
+            (pipeline, pipeline),
+        )
+        return [(run_id, name) for run_id, name in cur.fetchall()]
+
+
+def fail_running_run(url: str, run_id: str, reason: str) -> tuple[str, str, float] | None:
+    """Close a still-``running`` run as failed with ``reason``; returns (pipeline,
+    orchestrator, duration) when this call closed it, None when it was not running."""
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"update {SCHEMA}.runs set status = 'failed', error = %s, finished_at = now(),"
+            " duration_s = extract(epoch from now() - started_at)"
+            " where run_id = %s and status = 'running'"
+            " returning pipeline, orchestrator, duration_s",
+            (reason, run_id),
+        )
+        row = cur.fetchone()
+    return (row[0], row[1], float(row[2])) if row else None
 
 
 def record_step(url: str, run_id: str, step: StepRecord) -> None:
@@ -288,7 +331,7 @@ class CheckRecord:
     success: bool
     observed_value: object = None
     unexpected_percent: float | None = None
-    details: dict = field(default_factory=dict)
+    details: Detail = field(default_factory=dict)
     load_id: str | None = None
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -342,3 +385,19 @@ def record_checks(url: str, run_id: str, checks: Iterable[CheckRecord]) -> None:
             " unexpected_percent, details, checked_at) values %s",
             rows,
         )
+
+
+MIGRATIONS.append(
+    # 3: who holds each pipeline's run lease, until when (elt.lease)
+    """
+    create table elt_meta.leases (
+        pipeline text primary key,
+        run_id text not null,
+        orchestrator text not null,
+        holder text not null,
+        acquired_at timestamptz not null default now(),
+        renewed_at timestamptz not null default now(),
+        expires_at timestamptz not null
+    );
+    """
+)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from elt.config import Pipeline, ProjectConfig
 
 StepKind = Literal["ingest", "transform", "quality", "publish", "export", "notify"]
-
-_DEFAULT_POOL = {"sql_database": "database", "rest_api": "api", "filesystem": "file_io"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +26,7 @@ class Step:
     depends_on: tuple[str, ...] = ()
     source: str | None = None
     pool: str | None = None
+    pool_slots: int = 1
     retries: int = 0
     retry_delay: timedelta = timedelta(minutes=5)
     timeout: timedelta | None = None
@@ -71,7 +70,8 @@ def plan(config: ProjectConfig, pipeline: Pipeline | str) -> Plan:
                 id=f"ingest_{name}",
                 kind="ingest",
                 source=name,
-                pool=_pool(config, source.pool or _DEFAULT_POOL[source.type]),
+                pool=_pool(config, source.pool_name),
+                pool_slots=source.pool_slots,
                 retries=retries.count,
                 retry_delay=retries.delay,
                 timeout=timeout,
@@ -79,7 +79,7 @@ def plan(config: ProjectConfig, pipeline: Pipeline | str) -> Plan:
         )
     previous = tuple(step.id for step in steps)
 
-    def add(step_id: str, kind: StepKind, **extra) -> None:
+    def add(step_id: str, kind: StepKind, **extra: Any) -> None:
         nonlocal previous
         # a failed check is a fact about the data, not a transient error: never retried
         retries = 0 if kind == "quality" else pipe.retries.count
@@ -96,11 +96,12 @@ def plan(config: ProjectConfig, pipeline: Pipeline | str) -> Plan:
         )
         previous = (step_id,)
 
-    add("dbt_build", "transform", pool=_pool(config, "database"))
-    add("quality_gate", "quality", pool=_pool(config, "database"))
+    own = {"pool_slots": pipe.pool_slots}
+    add("dbt_build", "transform", pool=_pool(config, pipe.pool or "database"), **own)
+    add("quality_gate", "quality", pool=_pool(config, pipe.pool or "database"), **own)
     if pipe.publish == "write_audit_publish":
-        add("publish", "publish", pool=_pool(config, "database"))
+        add("publish", "publish", pool=_pool(config, pipe.pool or "database"), **own)
     if pipe.export is not None:
-        add("export", "export", pool=_pool(config, "file_io"))
+        add("export", "export", pool=_pool(config, pipe.pool or "file_io"), **own)
     add("notify", "notify", trigger="all_done")
     return Plan(pipeline=pipe.name, steps=tuple(steps))

@@ -12,12 +12,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from elt import dbt, notify, publish, runs
 from elt.config import Pipeline, ProjectConfig
 from elt.spec import Step
 
-_FAILED_DBT_STATUSES = ("error", "fail", "skipped", "runtime error")
+# what a step returns: the rows it handled (None: not a row count) and its detail record
+StepOutput = tuple[int | None, runs.Detail]
 
 
 class StepError(RuntimeError):
@@ -49,7 +51,7 @@ class RunResult:
             rows[key] = rows.get(key, 0) + load.rows
         outcome = self.dbt
 
-        def describe(records) -> list[str]:
+        def describe(records: list[runs.DbtResultRecord]) -> list[str]:
             return [f"{r.unique_id}: {r.message or r.status}" for r in records]
 
         return notify.RunReport(
@@ -63,6 +65,31 @@ class RunResult:
             failed_checks=(describe(outcome.failed) if outcome else []) + self.failed_checks,
             warnings=(describe(outcome.warned) if outcome else []) + self.check_warnings,
             error=self.error,
+        )
+
+
+def node_name(unique_id: str) -> str:
+    """A dbt node's readable name: ``test.elt.not_null_x.ab12`` → ``not_null_x``."""
+    parts = unique_id.split(".")
+    if parts[0] == "test" and len(parts) == 4:
+        return parts[2]
+    return ".".join(parts[2:]) or unique_id
+
+
+def close_gate_on_failed_nodes(url: str, run_id: str) -> None:
+    """Raise :class:`StepError` when a dbt node of the run failed or was skipped."""
+    with runs.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"select unique_id, coalesce(message, status) from {runs.SCHEMA}.dbt_results"
+            " where run_id = %s and status = any(%s) order by unique_id",
+            (run_id, list(dbt.FAILED_STATUSES)),
+        )
+        failed = cur.fetchall()
+    if failed:
+        lines = "; ".join(f"{node_name(uid)}: {message}" for uid, message in failed[:10])
+        raise StepError(
+            f"quality gate closed: {len(failed)} dbt node(s) failed or were skipped"
+            f" ({lines}); nothing was published"
         )
 
 
@@ -86,9 +113,19 @@ class StepRunner:
         # with a progress callback the caller shows progress itself: keep dbt's console quiet
         self.progress = progress
 
-    def run(self, step: Step) -> tuple[int | None, dict]:
+    def run(self, step: Step) -> StepOutput:
         """Run ``step``; returns (rows it handled, detail for elt_meta.steps)."""
-        return getattr(self, step.kind)(step)
+        handlers: dict[str, Callable[[Step], StepOutput]] = {
+            "ingest": self.ingest,
+            "transform": self.transform,
+            "quality": self.quality,
+            "publish": self.publish,
+            "export": self.export,
+            "notify": self.notify,
+        }
+        if step.kind not in handlers:
+            raise StepError(f"{step.id}: no step runner for kind {step.kind!r}")
+        return handlers[step.kind](step)
 
     def _drop_staging_views(self) -> None:
         """A full refresh makes dlt drop the raw tables, which dbt's staging views depend
@@ -101,12 +138,14 @@ class StepRunner:
         with runs.connect(self.url) as conn, conn.cursor() as cur:
             cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(staging)))
 
-    def ingest(self, step: Step) -> tuple[int, dict]:
+    def ingest(self, step: Step) -> StepOutput:
         """Load one source with dlt and record its loads."""
         from ingestion.runner import ingest
 
         if self.full_refresh:
             self._drop_staging_views()
+        if step.source is None:
+            raise StepError(f"{step.id}: an ingest step names no source")
         source = self.config.sources[step.source]
         outcome = ingest(
             source,
@@ -127,7 +166,7 @@ class StepRunner:
         detail = {"load_ids": outcome.load_ids, "rows": outcome.rows, "checks": checks}
         return sum(outcome.rows.values()), detail
 
-    def transform(self, step: Step) -> tuple[int, dict]:
+    def transform(self, step: Step) -> StepOutput:
         """``dbt build`` the pipeline's selection into the audit schema."""
         spec = self.pipe.dbt
         args = [*dbt.selection_args(spec.select, spec.exclude), "--threads", str(spec.threads)]
@@ -152,14 +191,16 @@ class StepRunner:
             return None
         done = 0
 
+        progress = self.progress
+
         def on_node(unique_id: str, status: str) -> None:
             nonlocal done
             done += 1
-            self.progress(f"dbt: {done} nodes done ({unique_id.split('.')[-1]}: {status})")
+            progress(f"dbt: {done} nodes done ({unique_id.split('.')[-1]}: {status})")
 
         return on_node
 
-    def _check(self, stage: str, **where) -> int:
+    def _check(self, stage: Literal["raw", "audit"], **where: str | None) -> int:
         """Run the pipeline's GX checks of one stage; raise when a `fail` check failed."""
         from expectations.gate import run_quality
 
@@ -176,34 +217,22 @@ class StepRunner:
             )
         return len(outcome.checks)
 
-    def quality(self, step: Step) -> tuple[int, dict]:
+    def quality(self, step: Step) -> StepOutput:
         """The gate: closed when a dbt node of this run failed or was skipped, or a GX
         check of severity `fail` failed; `warn` checks are recorded and notified only."""
-        with runs.connect(self.url) as conn, conn.cursor() as cur:
-            cur.execute(
-                f"select unique_id, coalesce(message, status) from {runs.SCHEMA}.dbt_results"
-                " where run_id = %s and status = any(%s) order by unique_id",
-                (self.result.run_id, list(_FAILED_DBT_STATUSES)),
-            )
-            failed = cur.fetchall()
-        if failed:
-            names = ", ".join(unique_id.split(".")[-1] for unique_id, _ in failed[:10])
-            raise StepError(
-                f"quality gate closed: {len(failed)} dbt node(s) failed or were skipped"
-                f" ({names}); nothing was published"
-            )
+        close_gate_on_failed_nodes(self.url, self.result.run_id)
         checks = self._check("audit")
         warned = len(self.result.dbt.warned) if self.result.dbt else 0
         warned += len(self.result.check_warnings)
         return checks, {"checks": checks, "warnings": warned}
 
-    def publish(self, step: Step) -> tuple[int, dict]:
+    def publish(self, step: Step) -> StepOutput:
         """Swap the audited marts into the published schema."""
         published = publish.publish(self.url)
         self.result.published = published.tables
         return sum(published.tables.values()), {"tables": published.tables}
 
-    def export(self, step: Step) -> tuple[int, dict]:
+    def export(self, step: Step) -> StepOutput:
         """Write the pipeline's export models from the published schema to its lake as
         Parquet, partitioned by run date; skipped when ``to`` is an unset ``env:NAME?``."""
         from elt.config_values import env_ref_name, is_env_ref, resolve_env
@@ -230,7 +259,7 @@ class StepRunner:
         }
         return sum(exported.rows.values()), detail
 
-    def notify(self, step: Step) -> tuple[int, dict]:
+    def notify(self, step: Step) -> StepOutput:
         """Send the run report to the pipeline's notify URLs for the events it asks for."""
         report = self.result.report()
         if report.event not in self.pipe.notify.on:

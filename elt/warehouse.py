@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import psutil
 
@@ -121,7 +122,9 @@ def _allow_traverse(path: Path) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
-def _run_pg(args: list[str], *, timeout: float = 30, check: bool = True):
+def _run_pg(
+    args: list[str], *, timeout: float = 30, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run a PostgreSQL binary, as the unprivileged user when we are root."""
     command = [str(bin_dir() / args[0]), *args[1:]]
     if _is_root():
@@ -139,14 +142,14 @@ def _run_pg(args: list[str], *, timeout: float = 30, check: bool = True):
 # -- state ----------------------------------------------------------------------------------
 
 
-def _read_meta() -> dict:
+def _read_meta() -> dict[str, Any]:
     try:
-        return json.loads(_meta_file().read_text())
+        return cast(dict[str, Any], json.loads(_meta_file().read_text()))
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
 
 
-def _write_meta(meta: dict) -> None:
+def _write_meta(meta: dict[str, Any]) -> None:
     _meta_file().write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -183,10 +186,10 @@ def _port_is_free(port: int) -> bool:
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        return int(probe.getsockname()[1])
 
 
-def _choose_port(meta: dict) -> int:
+def _choose_port(meta: dict[str, Any]) -> int:
     """``ELT_WAREHOUSE_PORT``, else the port kept since the first start, else a free one.
 
     The kept port never moves silently: settings derived from it (the demo's ``SHOP_DB_URL``,

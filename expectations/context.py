@@ -1,9 +1,11 @@
-"""The Great Expectations file context in ``expectations/gx`` and its two data sources.
+"""The Great Expectations file context and its two data sources.
 
-What is reviewed in git: ``great_expectations.yml`` (stores, the Data Docs site, data
-sources), the suites in ``gx/expectations/``, validation definitions and checkpoints. What
-is not: validation results (``.elt/gx/validations``) and Data Docs (``.elt/docs/gx``),
-whose folders reach GX through ``${ELT_GX_RESULTS_DIR}`` and ``${ELT_GX_DOCS_DIR}``.
+The context is generated, not reviewed: it lives under ``.elt/gx/context`` (``ELT_GX_DIR``
+overrides it), so a run never changes a tracked file nor leaves an untracked one in the
+checkout. What is reviewed in git: ``pipelines.yml`` (the rules, from which the generated
+suites are made on every run) and the hand-written suites in ``expectations/suites/``, copied
+into the context when it opens. Validation results (``.elt/gx/validations``) and Data Docs
+(``.elt/docs/gx``) reach GX through ``${ELT_GX_RESULTS_DIR}`` and ``${ELT_GX_DOCS_DIR}``.
 
 No GX file holds a password: the data sources' connection strings are ``${ELT_GX_RAW_URL}``
 and ``${ELT_GX_AUDIT_URL}``, set in this process's environment from the one connection
@@ -36,10 +38,10 @@ DOCS_SITE = "elt_docs"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 PROJECT_CONFIG = """\
-# Great Expectations (1.x) file context of the ELT platform; reviewed in git.
-# Suites named <pipeline>.<table> are generated from the quality rules in pipelines.yml by
-# `elt validate` / the quality gate: change the rules there, not those files. Other suites
-# in expectations/ are hand-written. Validation results and Data Docs are written under
+# Great Expectations (1.x) file context of the ELT platform, generated under .elt/ by every
+# run: do not edit. Suites named <pipeline>.<table> are made from the quality rules in
+# pipelines.yml; the other suites are copies of expectations/suites/ (reviewed in git).
+# Validation results and Data Docs are written under
 # .elt/ (ELT_GX_RESULTS_DIR, ELT_GX_DOCS_DIR); connection strings are ${ELT_GX_RAW_URL} and
 # ${ELT_GX_AUDIT_URL}, set at run time: no secret is ever written here.
 config_version: 4.0
@@ -91,9 +93,14 @@ class ContextError(RuntimeError):
 
 
 def project_dir() -> Path:
-    """The folder holding ``gx/`` (``ELT_GX_DIR`` overrides ``expectations/``; tests use it)."""
+    """The folder holding ``gx/``: ``.elt/gx/context`` (``ELT_GX_DIR`` overrides it)."""
     override = os.environ.get("ELT_GX_DIR")
-    return Path(override).resolve() if override else paths.expectations_dir()
+    return Path(override).resolve() if override else paths.state_dir() / "gx" / "context"
+
+
+def suites_dir() -> Path:
+    """The hand-written suites, reviewed in git: ``expectations/suites/<name>.json``."""
+    return paths.expectations_dir() / "suites"
 
 
 def gx_dir() -> Path:
@@ -156,9 +163,10 @@ def open_context(url: str, audit_schema: str | None = None) -> FileDataContext:
     """The file context, created with our project config on first use; sets GX's variables."""
     os.environ.update(gx_env(url, audit_schema or settings.dbt_schema()))
     config = gx_dir() / "great_expectations.yml"
+    config.parent.mkdir(parents=True, exist_ok=True)
     if not config.exists():
-        config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(PROJECT_CONFIG)
+    install_handwritten_suites()
     # GX logs a warning per rounded decimal (a mean, say), and its import logs ~200 INFO
     # lines when Airflow configured logging first: neither helps a reader.
     logging.getLogger("great_expectations.util").setLevel(logging.ERROR)
@@ -166,6 +174,17 @@ def open_context(url: str, audit_schema: str | None = None) -> FileDataContext:
     import great_expectations as gx
 
     return gx.get_context(mode="file", project_root_dir=str(project_dir()))
+
+
+def install_handwritten_suites() -> None:
+    """Copy the hand-written suites into the context's store (only those that changed)."""
+    store = gx_dir() / "expectations"
+    for source in sorted(suites_dir().rglob("*.json")):
+        target = store / source.relative_to(suites_dir())
+        text = source.read_text()
+        if not target.exists() or target.read_text() != text:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
 
 
 def datasource(context: FileDataContext, stage: str) -> Any:

@@ -97,7 +97,7 @@ def run_quality(
     generated = generated_suites(pipe)
     if not generated and not pipe.quality.suites:
         return outcome
-    handwritten = handwritten_suites(pipe, gx_context.gx_dir() / "expectations")
+    handwritten = handwritten_suites(pipe, gx_context.suites_dir())
     schemas = _raw_schemas(url, config, load_id, source) if stage == "raw" else None
     plans = for_stage([*generated, *handwritten], stage, schemas)
     if not plans:  # nothing to check at this stage: do not pay for importing GX
@@ -106,7 +106,7 @@ def run_quality(
     with gx_context.locked():
         context = gx_context.open_context(url, gate.audit_schema)
         sync.prune_generated(context, pipe.name, {plan.name for plan in generated})
-        for plan in generated:  # every stage's suite, so the files in git stay complete
+        for plan in generated:  # every stage's suite, so the context stays complete
             sync.sync_generated_suite(context, plan)
         results = []
         for name, group in _groups(pipe.name, stage, plans, load_id, schemas).items():

@@ -1,8 +1,8 @@
 """Bring the GX files in line with pipelines.yml, writing only what changed.
 
-Suites, validation definitions and checkpoints are files reviewed in git, so an unchanged
-rule must leave its file byte for byte as it was: an object is rewritten only when its
-content differs, and an expectation that did not change keeps its id.
+An unchanged rule leaves its file byte for byte as it was (the context under ``.elt/`` is
+shared by the runs of a machine): an object is rewritten only when its content differs, and
+an expectation that did not change keeps its id.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ resolved tokens and passwords, and every secret-looking environment value.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 _MAX_CAUSE_CHARS = 600
 _DEPTH_LIMIT = 25
 _WAREHOUSE_STEPS = ("sync", "load")
+_LOAD_HINT = (
+    "The warehouse refused the rows: fix the cause, or rebuild the source's raw tables with "
+    "`elt ingest {source} --full-refresh`"
+)
 
 
 class IngestError(RuntimeError):
@@ -70,8 +75,9 @@ def explain(
     where = f" at table/resource '{table}'" if table else ""
     during = f" during {step}" if step else ""
     message = f"ingest of source '{source}' failed{where}{during}: {diagnosis.cause}"
-    if diagnosis.hint:
-        message += f". {diagnosis.hint}"
+    hint = diagnosis.hint or (_LOAD_HINT.format(source=source) if step == "load" else "")
+    if hint:
+        message = f"{message.rstrip('.')}. {hint}"
     return IngestError(scrub(message, secrets), source=source, table=table, step=step)
 
 
@@ -277,3 +283,29 @@ def _first_line(exc: BaseException) -> str:
 
 def _without_query(url: str) -> str:
     return url.split("?", 1)[0]
+
+
+class OneLineLogs(logging.Filter):
+    """Log records as one line without traceback (the CLI without ``--verbose``).
+
+    dlt's own error records are dropped: they repeat, with 70-140 lines of traceback, the
+    failure the raised :class:`IngestError` states in one line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for dlt's errors; every other record cut to its first line."""
+        if record.name == "dlt" and record.levelno >= logging.ERROR:
+            return False
+        message = record.getMessage().strip()
+        record.msg, record.args = (message.splitlines()[0] if message else ""), None
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+def one_line_logs() -> None:
+    """Put :class:`OneLineLogs` on dlt's logger (its records do not propagate) and on the
+    root logger's handlers; idempotent."""
+    targets: list[logging.Filterer] = [logging.getLogger("dlt"), *logging.getLogger().handlers]
+    for target in targets:
+        if not any(isinstance(f, OneLineLogs) for f in target.filters):
+            target.addFilter(OneLineLogs())

@@ -36,6 +36,7 @@ from ingestion.fast_path import (
     tables_with_row_ids,
 )
 from ingestion.reconcile import reconcile_deletes
+from ingestion.reset import reset_source
 from ingestion.sources import BuiltSource, DataInterval, build_source
 from ingestion.warehouse_destination import close_shared_databases, warehouse
 
@@ -89,7 +90,8 @@ def ingest(
 ) -> IngestResult:
     """Extract ``source`` and load it into ``raw_<source>``; raises :class:`IngestError`.
 
-    ``full_refresh`` drops the source's tables and incremental state first.
+    ``full_refresh`` first drops the source's raw and staging schemas and its local and
+    destination state (:mod:`ingestion.reset`).
     ``destination_url`` defaults to the warehouse; ``data_interval`` (start, end) limits
     incremental tables to the orchestrator's window; ``progress`` receives one-line updates.
     """
@@ -108,6 +110,12 @@ def ingest(
             # dlt works as the least-privilege loader role when the roles are in use
             loader = roles.loader_url(destination)
             pipeline = _pipeline(source, loader)
+            if full_refresh:
+                say(
+                    f"{source.name}: full refresh: dropping {source.dataset}, its staging"
+                    " schema and the pipeline's state"
+                )
+                pipeline = reset_source(pipeline, loader)
             say(f"{source.name}: syncing state with the warehouse")
             pipeline.sync_destination()
             if not full_refresh and isinstance(source, SqlDatabaseSource):
@@ -302,8 +310,7 @@ def _ref(source: Source) -> str | None:
     if isinstance(source, SqlDatabaseSource):
         return source.credentials
     if isinstance(source, RestApiSource) and source.auth:
-        auth = source.auth
-        return auth.token or auth.api_key or auth.password
+        return next(iter(source.auth.secret_refs), None)
     return None
 
 

@@ -42,7 +42,7 @@ def is_healthy(port: int, timeout: float = 1.0) -> bool:
     """True when the demo API answers /health on 127.0.0.1:``port``."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout) as response:
-            return json.load(response).get("service") == SERVICE_NAME
+            return bool(json.load(response).get("service") == SERVICE_NAME)
     except (OSError, ValueError):
         return False
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 
@@ -73,7 +74,7 @@ def _write_s3(source: Path, bucket_url: str, relative: str, endpoint_url: str | 
     return f"s3://{bucket}/{key}"
 
 
-def _ensure_bucket(client, bucket: str) -> None:
+def _ensure_bucket(client: Any, bucket: str) -> None:
     """Create the demo bucket when it does not exist yet (a fresh local S3 server)."""
     from botocore.exceptions import ClientError
 

@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg2
 from psycopg2 import sql
+from psycopg2.extensions import connection, cursor
 
 SHOP_ROLE = "shop_app"
 
@@ -127,7 +128,7 @@ def _csv_file(csv_dir: Path, table: str) -> Path:
     return path
 
 
-def _connect(url: str):
+def _connect(url: str) -> connection:
     try:
         return psycopg2.connect(url)
     except psycopg2.OperationalError as exc:
@@ -155,12 +156,12 @@ def _recreate_database(admin_url: str, database: str, password: str) -> None:
         conn.close()
 
 
-def _create_tables(cur) -> None:
+def _create_tables(cur: cursor) -> None:
     for table, columns in TABLES.items():
         cur.execute(sql.SQL("create table {} ({})").format(sql.Identifier(table), sql.SQL(columns)))
 
 
-def _add_constraints(cur, csv_dir: Path) -> None:
+def _add_constraints(cur: cursor, csv_dir: Path) -> None:
     try:
         cur.execute(_CONSTRAINTS)
     except psycopg2.IntegrityError as exc:
@@ -170,7 +171,7 @@ def _add_constraints(cur, csv_dir: Path) -> None:
         ) from exc
 
 
-def _grant_read(cur) -> None:
+def _grant_read(cur: cursor) -> None:
     cur.execute(
         sql.SQL(
             "revoke all on schema public from public;"
@@ -180,7 +181,7 @@ def _grant_read(cur) -> None:
     )
 
 
-def _copy(cur, table: str, path: Path) -> None:
+def _copy(cur: cursor, table: str, path: Path) -> None:
     with path.open(newline="") as handle:
         header = next(csv.reader(handle), [])
         expected = [name for name in _column_names(table) if name != "updated_at"]
@@ -202,9 +203,10 @@ def _column_names(table: str) -> list[str]:
     return [line.split()[0] for line in TABLES[table].strip().splitlines()]
 
 
-def _count(cur, table: str) -> int:
+def _count(cur: cursor, table: str) -> int:
     cur.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(table)))
-    return int(cur.fetchone()[0])
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 def _with_database(url: str, database: str) -> str:

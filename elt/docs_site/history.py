@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+from psycopg2.extensions import cursor
 
 from elt import runs
 
@@ -50,7 +53,7 @@ class FailedCheck:
     column: str | None
     severity: str
     observed: str
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
     suite: str | None = None
     stage: str | None = None
 
@@ -81,9 +84,10 @@ class History:
         return [latest[name] for name in sorted(latest)]
 
 
-def _exists(cur, table: str) -> bool:
+def _exists(cur: cursor, table: str) -> bool:
     cur.execute("select to_regclass(%s) is not null", (table,))
-    return bool(cur.fetchone()[0])
+    row = cur.fetchone()
+    return row is not None and bool(row[0])
 
 
 def load(url: str, *, limit: int = 50) -> History:
@@ -100,7 +104,7 @@ def load(url: str, *, limit: int = 50) -> History:
     return History(runs=summaries, failed_checks=failed, freshness=freshness)
 
 
-def _runs(cur, limit: int, has_checks: bool) -> list[RunSummary]:
+def _runs(cur: cursor, limit: int, has_checks: bool) -> list[RunSummary]:
     checks = (
         f"(select count(*) filter (where success) from {SCHEMA}.checks c"
         " where c.run_id = r.run_id),"
@@ -138,7 +142,7 @@ def _runs(cur, limit: int, has_checks: bool) -> list[RunSummary]:
     ]
 
 
-def _attach_tables(cur, summaries: list[RunSummary]) -> None:
+def _attach_tables(cur: cursor, summaries: list[RunSummary]) -> None:
     by_id = {run.run_id: run for run in summaries}
     if not by_id:
         return
@@ -151,7 +155,7 @@ def _attach_tables(cur, summaries: list[RunSummary]) -> None:
         by_id[run_id].tables[f"{source}.{table}"] = int(count)
 
 
-def _failed_checks(cur, run_ids: list[str], has_checks: bool) -> list[FailedCheck]:
+def _failed_checks(cur: cursor, run_ids: list[str], has_checks: bool) -> list[FailedCheck]:
     failed: list[FailedCheck] = []
     if has_checks:
         cur.execute(
@@ -184,7 +188,7 @@ def _failed_checks(cur, run_ids: list[str], has_checks: bool) -> list[FailedChec
     return failed
 
 
-def _failed_dbt_tests(cur, run_ids: list[str]) -> list[FailedCheck]:
+def _failed_dbt_tests(cur: cursor, run_ids: list[str]) -> list[FailedCheck]:
     cur.execute(
         "select run_id, unique_id, status, failures, message"
         f" from {SCHEMA}.dbt_results where run_id = any(%s) and resource_type = 'test'"
@@ -210,7 +214,7 @@ def _failed_dbt_tests(cur, run_ids: list[str]) -> list[FailedCheck]:
     return failed
 
 
-def _observed_text(value) -> str:
+def _observed_text(value: Any) -> str:
     """An observed value from jsonb as short readable text."""
     if value is None:
         return "-"
@@ -221,7 +225,7 @@ def _observed_text(value) -> str:
     return json.dumps(value, default=str)
 
 
-def _freshness(cur) -> list[SourceFreshness]:
+def _freshness(cur: cursor) -> list[SourceFreshness]:
     cur.execute(
         f"select source, max(loaded_at) from {SCHEMA}.loads where status = 'succeeded'"
         " group by source order by source"
@@ -233,7 +237,8 @@ def _freshness(cur) -> list[SourceFreshness]:
     )
     for (dataset,) in cur.fetchall():
         cur.execute(f'select max(inserted_at) from "{dataset}"._dlt_loads where status = 0')
-        at = cur.fetchone()[0]
+        row = cur.fetchone()
+        at = row[0] if row else None
         name = dataset.removeprefix("raw_")
         entry = sources.setdefault(name, SourceFreshness(source=name, last_loaded_at=None))
         entry.dataset, entry.dlt_last_load_at = dataset, at

@@ -6,6 +6,7 @@ import functools
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 
@@ -13,7 +14,7 @@ HOST = "127.0.0.1"
 class _QuietHandler(SimpleHTTPRequestHandler):
     """Serves files without a log line per request."""
 
-    def log_message(self, format: str, *args) -> None:
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
@@ -28,6 +29,7 @@ def make_server(root: Path, port: int = 0) -> ThreadingHTTPServer:
 def url_of(server: ThreadingHTTPServer) -> str:
     """The server's home page URL."""
     host, port = server.server_address[:2]
+    host = host.decode() if isinstance(host, bytes) else host
     return f"http://{host}:{port}/"
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from elt.config import FilesystemSource, RestApiSource, Source, SqlDatabaseSource
+from elt.config import DltSourceRef, FilesystemSource, RestApiSource, Source, SqlDatabaseSource
 from ingestion.environment import prepare_dlt_environment
 from ingestion.sources.common import BuiltSource, DataInterval
+from ingestion.sources.custom import custom_source
 from ingestion.sources.filesystem import filesystem_source
 from ingestion.sources.rest_api import rest_api_dlt_source
 from ingestion.sources.sql_database import sql_database_source
@@ -21,4 +22,6 @@ def build_source(config: Source, *, data_interval: DataInterval | None = None) -
         return rest_api_dlt_source(config, data_interval=data_interval)
     if isinstance(config, FilesystemSource):
         return filesystem_source(config)
+    if isinstance(config, DltSourceRef):
+        return custom_source(config, data_interval=data_interval)
     raise TypeError(f"unknown source type {type(config).__name__}")

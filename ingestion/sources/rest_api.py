@@ -10,12 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dlt.sources.helpers.rest_client.auth import (
-    APIKeyAuth,
-    AuthConfigBase,
-    BearerTokenAuth,
-    HttpBasicAuth,
-)
+from dlt.sources.helpers.rest_client.auth import AuthConfigBase, HttpBasicAuth
 from dlt.sources.helpers.rest_client.paginators import (
     BasePaginator,
     HeaderLinkPaginator,
@@ -35,7 +30,8 @@ from dlt.sources.rest_api.typing import (
     RESTAPIConfig,
 )
 
-from elt.config import Paginator, RestApiSource, RestAuth, RestResource, resolve_env
+from elt.config import Paginator, RestApiSource, RestAuth, RestResource, is_env_ref, resolve_env
+from elt.config_secrets import credential_name
 from ingestion.sources.common import (
     BuiltSource,
     DataInterval,
@@ -43,6 +39,7 @@ from ingestion.sources.common import (
     lag_seconds,
     schema_contract,
 )
+from ingestion.sources.rest_auth import ApiKeyAuth, ClientCredentialsAuth, SchemeTokenAuth
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -60,7 +57,7 @@ def rest_api_dlt_source(
         name=config.name,
         schema_contract=schema_contract(config.contract),
     )
-    return BuiltSource(source=source, secrets=auth_secrets(config.auth))
+    return BuiltSource(source=source, secrets=auth_secrets(config.auth) + _env_values(config))
 
 
 def rest_api_config(
@@ -92,7 +89,7 @@ def endpoint_resource(
     """One dlt endpoint resource: path, params, selector, paginator, incremental, keys."""
     endpoint: Endpoint = {
         "path": endpoint_path(name, resource),
-        "params": dict(resource.params),
+        "params": resolved_params(resource.params),
     }
     if resource.data_selector:
         endpoint["data_selector"] = resource.data_selector
@@ -191,17 +188,42 @@ def build_paginator(paginator: Paginator) -> BasePaginator:
 def build_auth(auth: RestAuth) -> AuthConfigBase:
     """The dlt auth object, its secrets read from the environment now."""
     if auth.type == "bearer":
-        return BearerTokenAuth(token=_secret(auth.token))
+        return SchemeTokenAuth(token=_secret(auth.token), scheme=auth.scheme)
     if auth.type == "api_key":
-        return APIKeyAuth(name=auth.name, api_key=_secret(auth.api_key), location=auth.location)
-    return HttpBasicAuth(username=auth.username or "", password=_secret(auth.password))
+        return ApiKeyAuth(name=auth.name, api_key=_secret(auth.api_key), location=auth.location)
+    if auth.type == "oauth2_client_credentials":
+        return ClientCredentialsAuth(
+            access_token_url=resolve_env(auth.token_url) or "",
+            client_id=_secret(auth.client_id),
+            client_secret=_secret(auth.client_secret),
+            access_token_request_data={"scope": " ".join(auth.scopes)} if auth.scopes else {},
+        )
+    return HttpBasicAuth(username=resolve_env(auth.username) or "", password=_secret(auth.password))
 
 
 def auth_secrets(auth: RestAuth | None) -> list[str]:
     """The resolved secret values of ``auth`` (to scrub from error text)."""
     if auth is None:
         return []
-    values = (resolve_env(ref) for ref in (auth.token, auth.api_key, auth.password) if ref)
+    values = (resolve_env(ref) for ref in auth.secret_refs)
+    return [value for value in values if value]
+
+
+def resolved_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Query parameters with ``env:`` references resolved; a missing optional one is left out."""
+    resolved = {
+        key: resolve_env(value) if is_env_ref(value) else value for key, value in params.items()
+    }
+    return {key: value for key, value in resolved.items() if value is not None}
+
+
+def _env_values(config: RestApiSource) -> list[str]:
+    """Values of the env references in headers and params whose names say credential."""
+    pairs = [*config.headers.items()]
+    for resource in config.resources.values():
+        pairs.extend(resource.params.items())
+    refs = [value for key, value in pairs if is_env_ref(value) and credential_name(key)]
+    values = (resolve_env(ref) for ref in refs)
     return [value for value in values if value]
 
 

@@ -13,28 +13,13 @@ from rich.console import Console
 from rich.table import Table
 
 from elt import settings
-from elt.redact import redact
+from elt.cli_support import fail, load_config
 
 app = typer.Typer(
     help="Airflow: one DAG per pipeline (dbt rendered by Cosmos), pools, local server.",
     no_args_is_help=True,
 )
 console = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {redact(message)}", highlight=False)
-    return typer.Exit(code)
-
-
-def _config():
-    from elt.config import ConfigError, load
-
-    try:
-        return load()
-    except ConfigError as exc:
-        raise _fail(f"{exc}\nRun `elt validate-config` for details.", 2) from None
 
 
 @app.command("parse-manifest")
@@ -47,7 +32,7 @@ def parse_manifest_command() -> None:
         with console.status("dbt parse…"):
             parsed = parse_manifest()
     except ManifestError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(
         f"[green]✓[/] {parsed.nodes} dbt nodes → {parsed.path} ({parsed.duration_s:.1f} s)"
     )
@@ -60,7 +45,7 @@ def sync_pools_command() -> None:
 
     from orchestration.airflow import environment, pools
 
-    config = _config()
+    config = load_config()
     conn = settings.warehouse()
     environment.ensure_metadata_database(conn)
     os.environ.update(environment.base_env())
@@ -68,7 +53,7 @@ def sync_pools_command() -> None:
     try:
         synced = pools.sync_pools(config)
     except Exception as exc:  # an unmigrated database: say what to do
-        raise _fail(f"could not sync pools ({exc}); run `elt airflow up` once first") from None
+        raise fail(f"could not sync pools ({exc}); run `elt airflow up` once first") from None
     table = Table(title="Airflow pools")
     table.add_column("pool")
     table.add_column("slots", justify="right")
@@ -85,11 +70,11 @@ def up(
     from orchestration.airflow import local
 
     settings.load_local_env()
-    _config()
+    load_config()
     try:
         url = local.up(port, progress=lambda message: console.print(f"[cyan]→[/] {message}"))
     except local.AirflowLocalError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"[green]Airflow up[/] {url}  (logs: {local.log_dir()})")
     console.print("stop it with `elt airflow down`")
 
@@ -131,9 +116,9 @@ def test_command(
     from orchestration.airflow import environment, manifest, testing
 
     settings.load_local_env()
-    config = _config()
+    config = load_config()
     if pipeline not in config.pipelines:
-        raise _fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
+        raise fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
     conn = settings.warehouse()
     environment.ensure_metadata_database(conn)
     testing.configure(environment.metadata_url(conn))
@@ -145,7 +130,7 @@ def test_command(
             manifest.parse_manifest()
         bag = testing.load_dagbag()
     if bag.import_errors:
-        raise _fail("\n".join(str(e) for e in bag.import_errors.values()))
+        raise fail("\n".join(str(e) for e in bag.import_errors.values()))
     with console.status(f"running {pipeline}…"):
         outcome = testing.run_dag(bag.dags[pipeline])
     failed = sorted(t for t, s in outcome.task_states.items() if s in ("failed", "upstream_failed"))

@@ -45,11 +45,11 @@ import yaml
 
 from elt import paths
 from elt.config import Pipeline
-from orchestration.airflow import manifest, tasks
+from orchestration.airflow import compat, manifest, tasks
 from orchestration.airflow.node_report import DbtNodeReport, node_converter
 
 GROUP_ID = tasks.GROUP_DBT
-PRODUCER_ID = f"{GROUP_ID}.dbt_producer_watcher"
+PRODUCER_ID = f"{GROUP_ID}.{compat.PRODUCER_TASK}"
 NODE_TYPES = ("model", "seed", "snapshot", "test")
 _MART_MATERIALIZATIONS = ("table", "incremental")
 # dbt in a child process (default) or in the task's process: see the module docstring
@@ -85,7 +85,9 @@ def _profile_names(project_dir: Path) -> tuple[str, str]:
     return profile, profiles[profile]["target"]
 
 
-def build_dbt_group(pipe: Pipeline, *, pool: str | None, timeout: timedelta | None) -> DbtGroup:
+def build_dbt_group(
+    pipe: Pipeline, *, pool: str | None, pool_slots: int = 1, timeout: timedelta | None
+) -> DbtGroup:
     """Create the ``dbt`` task group of ``pipe`` in the DAG being defined."""
     from cosmos import (
         DbtResourceType,
@@ -136,9 +138,9 @@ def build_dbt_group(pipe: Pipeline, *, pool: str | None, timeout: timedelta | No
         operator_args=_operator_args(pipe),
     )
     producer = group.dag.get_task(PRODUCER_ID)
-    _wire(group, producer, pool=pool, timeout=timeout)
-    _attach_tests(group, group.dbt_graph.tests_per_model)
-    nodes = group.dbt_graph.filtered_nodes
+    _wire(group, producer, pool=pool, pool_slots=pool_slots, timeout=timeout)
+    _attach_tests(group, compat.tests_per_model(group))
+    nodes = compat.rendered_nodes(group)
     return DbtGroup(
         group=group,
         producer=producer,
@@ -185,12 +187,15 @@ def _operator_args(pipe: Pipeline) -> dict[str, Any]:
     }
 
 
-def _wire(group: Any, producer: Any, *, pool: str | None, timeout: timedelta | None) -> None:
+def _wire(
+    group: Any, producer: Any, *, pool: str | None, pool_slots: int, timeout: timedelta | None
+) -> None:
     """Roots wait for the producer; no retries; the producer draws from the dbt pool."""
     producer.retries = 0
     producer.execution_timeout = timeout
     if pool:
         producer.pool = pool
+        producer.pool_slots = pool_slots
     members = {task.task_id: task for task in group.dag.tasks if task.task_id.startswith(GROUP_ID)}
     for task_id, task in members.items():
         task.retries = 0

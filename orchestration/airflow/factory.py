@@ -13,7 +13,6 @@ schedule runs when the pipelines it depends on have published.
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -73,11 +72,13 @@ def _default_args(pipe: Pipeline) -> dict[str, Any]:
 
 
 def _python_task(step: Step, callable_, pipeline: str, **extra: Any) -> PythonOperator:
+    """A step as a PythonOperator with the step's pool, slots, retries and timeout."""
     return PythonOperator(
         task_id=extra.pop("task_id", step.id),
         python_callable=callable_,
         op_kwargs={"pipeline": pipeline, "step_id": step.id},
         pool=step.pool or "default_pool",
+        pool_slots=step.pool_slots,
         retries=step.retries,
         retry_delay=step.retry_delay,
         execution_timeout=step.timeout,
@@ -115,38 +116,73 @@ def build_dag(config: ProjectConfig, pipe: Pipeline) -> DAG:
     return dag
 
 
+class _StepTasks:
+    """Builds the Airflow task (or task group) of each plan step, by kind."""
+
+    def __init__(self, pipe: Pipeline):
+        self.pipe = pipe
+        self.marts: tuple[str, ...] = ()
+        self.expected: tuple[str, ...] = ()
+        self.ingest_group: TaskGroup | None = None
+
+    def build(self, step: Step) -> Any:
+        """The task of ``step``; a kind with no Airflow task is a loud error, never dropped."""
+        builders = {
+            "ingest": self._ingest,
+            "transform": self._transform,
+            "quality": self._quality,
+            "publish": self._publish,
+            "export": lambda s: _python_task(s, tasks.run_step, self.pipe.name),
+            "notify": lambda s: _python_task(s, tasks.notify, self.pipe.name),
+        }
+        if step.kind not in builders:
+            raise PipelinesConfigError(
+                f"{self.pipe.name}: no Airflow task for a {step.kind!r} step"
+            )
+        return builders[step.kind](step)
+
+    def _ingest(self, step: Step) -> Any:
+        if self.ingest_group is None:
+            self.ingest_group = TaskGroup("ingest", tooltip="one dlt load per source")
+        with self.ingest_group:
+            return _python_task(step, tasks.run_step, self.pipe.name, task_id=step.source)
+
+    def _transform(self, step: Step) -> Any:
+        dbt = cosmos_group.build_dbt_group(
+            self.pipe, pool=step.pool, pool_slots=step.pool_slots, timeout=step.timeout
+        )
+        self.marts, self.expected = dbt.marts, dbt.expected_nodes
+        return dbt.group
+
+    def _quality(self, step: Step) -> Any:
+        gate = functools.partial(tasks.quality_gate, expected=self.expected)
+        # it judges whatever ran before it, failures included
+        return _python_task(step, gate, self.pipe.name, trigger_rule="all_done")
+
+    def _publish(self, step: Step) -> Any:
+        outlets = _publish_outlets(self.pipe.name, self.marts)
+        return _python_task(step, tasks.run_step, self.pipe.name, outlets=outlets)
+
+
 def _add_tasks(pipe: Pipeline, the_plan: Plan) -> None:
-    name = pipe.name
+    """One task (or task group) per plan step, wired by the plan's own dependencies."""
     start = PythonOperator(
         task_id="start_run",
         python_callable=tasks.start_run,
-        op_kwargs={"pipeline": name},
+        op_kwargs={"pipeline": pipe.name},
         retries=pipe.retries.count,
         retry_delay=pipe.retries.delay,
     )
-    with TaskGroup("ingest", tooltip="one dlt load per source") as ingest:
-        for step in the_plan.of_kind("ingest"):
-            _python_task(step, tasks.run_step, name, task_id=step.source)
-    transform = the_plan.of_kind("transform")[0]
-    dbt = cosmos_group.build_dbt_group(pipe, pool=transform.pool, timeout=transform.timeout)
-    gate_step = the_plan.of_kind("quality")[0]
-    gate = _python_task(
-        gate_step,
-        functools.partial(tasks.quality_gate, expected=dbt.expected_nodes),
-        name,
-        trigger_rule="all_done",  # it judges whatever ran before it, failures included
-    )
-    chain = [gate]
-    for kind in ("publish", "export"):
-        for step in the_plan.of_kind(kind):
-            outlets = _publish_outlets(name, dbt.marts) if kind == "publish" else []
-            chain.append(_python_task(step, tasks.run_step, name, outlets=outlets))
-    notify = _python_task(the_plan.of_kind("notify")[0], tasks.notify, name)
-    start >> ingest >> dbt.group >> gate
-    for upstream, downstream in itertools.pairwise(chain):
-        upstream >> downstream
-    chain[-1] >> notify
-    notify.as_teardown(setups=start)
+    builder = _StepTasks(pipe)
+    built: dict[str, Any] = {}
+    for step in the_plan.steps:  # plan order: a step's upstream steps are built before it
+        built[step.id] = builder.build(step)
+        for upstream in step.depends_on:
+            built[upstream] >> built[step.id]
+        if not step.depends_on:
+            start >> built[step.id]
+        if step.trigger == "all_done":  # notify: a teardown reports whatever happened
+            built[step.id].as_teardown(setups=start)
 
 
 def _publish_outlets(pipeline: str, marts: tuple[str, ...]) -> list[Asset]:

@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 
 from elt import settings
+from elt.subprocesses import run_checked
 from orchestration.airflow import environment
 
 PROCESSES = {
@@ -115,16 +116,14 @@ def _port_free(port: int) -> bool:
 
 
 def _run(args: list[str], env: dict[str, str], what: str, timeout: float = 300) -> None:
-    completed = subprocess.run(
+    run_checked(
         [_airflow_executable(), *args],
-        env=env,
-        capture_output=True,
-        text=True,
+        what,
         timeout=timeout,
-        check=False,
+        env=env,
+        error=AirflowLocalError,
+        tail=2000,
     )
-    if completed.returncode != 0:
-        raise AirflowLocalError(f"{what} failed:\n{completed.stderr[-2000:]}")
 
 
 def prepare(port: int, progress=print) -> dict[str, str]:

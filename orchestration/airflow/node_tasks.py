@@ -19,6 +19,7 @@ from typing import Any
 
 from elt import runs, settings
 from elt.redact import redact
+from elt.steps import StepError, node_name
 from orchestration.airflow import run_state, tasks
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,9 @@ def report_or_rerun(task: Any, context: dict[str, Any]) -> None:
     url = settings.warehouse_url()
     run_id = run_state.run_id_from_context(context["ti"].dag_id, context)
     if context["ti"].try_number > 1:
-        results = _rerun(task, context, url, run_id)
+        # the re-run works for the run: it holds (and reopens) the run as any step does
+        with tasks.attached_run(context["ti"].dag_id, context):
+            results = _rerun(task, context)
     else:
         wanted = task.tests if task.command == "test" else (task.model_unique_id,)
         results = _recorded(url, run_id, wanted)
@@ -65,8 +68,8 @@ def _require_all(
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException(f"dbt did not run ({producer} is {state})")
-    names = ", ".join(tasks.node_name(uid) for uid in missing[:10])
-    raise tasks.StepFailed(
+    names = ", ".join(node_name(uid) for uid in missing[:10])
+    raise StepError(
         f"no result for {names} in this run's dbt build ({producer} is {state}; see its log)."
         " If the dbt project changed, run `elt airflow parse-manifest`."
     )
@@ -79,34 +82,31 @@ def judge(results: list[runs.DbtResultRecord]) -> None:
         log.info(
             "%s %s: %s (%.2f s)%s",
             result.resource_type,
-            tasks.node_name(result.unique_id),
+            node_name(result.unique_id),
             result.status,
             result.execution_time_s or 0.0,
             f" — {result.message}" if result.message else "",
         )
     failed = [r for r in results if r.status in _FAILED]
     if failed:
-        lines = "; ".join(
-            f"{tasks.node_name(r.unique_id)}: {r.message or r.status}" for r in failed
-        )
-        raise tasks.StepFailed(redact(f"{len(failed)} dbt node(s) failed: {lines}"))
-    skipped = [tasks.node_name(r.unique_id) for r in results if r.status == "skipped"]
+        lines = "; ".join(f"{node_name(r.unique_id)}: {r.message or r.status}" for r in failed)
+        raise StepError(redact(f"{len(failed)} dbt node(s) failed: {lines}"))
+    skipped = [node_name(r.unique_id) for r in results if r.status == "skipped"]
     if skipped:
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException(f"skipped by dbt: {', '.join(skipped)}")
 
 
-def _rerun(task: Any, context: dict[str, Any], url: str, run_id: str) -> list:
+def _rerun(task: Any, context: dict[str, Any]) -> list:
     from elt import dbt
 
-    run_state.ensure_run(url, run_id, context["ti"].dag_id)  # reopen a finished run
-    args = ["--select", tasks.node_name(task.model_unique_id)]
+    args = ["--select", node_name(task.model_unique_id)]
     if task.full_refresh and task.command != "test":
         args.append("--full-refresh")
     log.info("cleared: re-running `dbt %s %s`", task.command, " ".join(args))
     outcome = dbt.invoke(task.command, args)
     tasks.record_dbt_invocation(context, outcome.results, error=outcome.error)
     if outcome.error and not outcome.results:
-        raise tasks.StepFailed(f"dbt {task.command} could not run: {outcome.error}")
+        raise StepError(f"dbt {task.command} could not run: {outcome.error}")
     return outcome.results

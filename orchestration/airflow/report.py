@@ -7,15 +7,14 @@ itself (the setup task failed, or notify itself crashed), so every run alerts on
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from elt import config as elt_config
-from elt import limits, runs, settings
+from elt import lease, lifecycle, runs, settings
 from elt import notify as elt_notify
 from elt.redact import redact
-from elt.spec import plan
-from elt.steps import RunResult, StepRunner
 from orchestration.airflow import run_state, tasks
 
 _NOT_DONE = {"failed", "upstream_failed"}
@@ -33,47 +32,30 @@ def failed_tasks(context: dict[str, Any], *, skip: str | None = None) -> list[tu
     )
 
 
-def settle(result: RunResult, failed: list[tuple[str, str]], started: datetime | None) -> None:
-    """Status, error and duration of the run from its recorded steps and the task states."""
-    failed_steps = [s for s in result.steps if s.status == "failed"]
-    if failed or failed_steps:
-        result.status = "failed"
-        if failed_steps:
-            first = failed_steps[0]
-            result.error = f"{first.step_id}: {first.detail.get('error', 'failed')}"
-        else:  # the first task that failed itself, not one that could not run because of it
-            task, state = sorted(failed, key=lambda item: (item[1] != "failed", item[0]))[0]
-            result.error = f"task {task} {state.replace('_', ' ')}"
-    else:
-        result.status = "succeeded"
-    start = started or datetime.now(UTC)
-    result.duration_s = (datetime.now(UTC) - start).total_seconds()
+def task_failures(failed: list[tuple[str, str]]) -> list[str]:
+    """Airflow's failed tasks as run errors, the task that failed itself first (not one
+    that could not run because of it)."""
+    ordered = sorted(failed, key=lambda item: (item[1] != "failed", item[0]))
+    return [f"task {task} {state.replace('_', ' ')}" for task, state in ordered]
+
+
+def _started_clock(url: str, run_id: str) -> float:
+    """The run's start as a ``time.monotonic()`` value (what ``RunResult.started`` holds)."""
+    started = run_state.run_started_at(url, run_id) or datetime.now(UTC)
+    return time.monotonic() - (datetime.now(UTC) - started).total_seconds()
 
 
 def settle_and_notify(pipeline: str, step_id: str, context: dict[str, Any]) -> None:
     """Body of the notify task (see the module docstring)."""
-    from elt.runner import measure_step
-
-    config = elt_config.load()
-    pipe = config.pipeline(pipeline)
-    step = plan(config, pipe).step(step_id)
-    url = settings.warehouse_url()
-    run_id = run_state.run_id_from_context(pipeline, context)
-    run_state.ensure_run(url, run_id, pipeline)
-    result = run_state.load_result(url, run_id, pipeline)
-    settle(
-        result,
-        failed_tasks(context, skip=context["ti"].task_id),
-        run_state.run_started_at(url, run_id),
-    )
-    runner = StepRunner(config, pipe, result, url)
-    record, error = measure_step(lambda: runner.run(step), step)
-    breached = limits.check_and_alert(pipe, result, url)
-    record.detail["limits_exceeded"] = breached
-    runs.record_step(url, run_id, record)
-    runs.finish_run(url, run_id, result.status, redact(result.error) if result.error else None)
-    if error is not None:
-        raise RuntimeError(redact(f"notify: {error}")) from None
+    with tasks.attached_run(pipeline, context) as run:
+        url = run.url
+        run.runner.result = run_state.load_result(url, run.run_id, pipeline)
+        run.result.started = _started_clock(url, run.run_id)
+        run.failures = task_failures(failed_tasks(context, skip=context["ti"].task_id))
+        try:
+            tasks.attempt(run, step_id, context)
+        finally:
+            run.finish()
 
 
 def fallback_report(context: dict[str, Any]) -> int:
@@ -87,16 +69,19 @@ def fallback_report(context: dict[str, Any]) -> int:
     pipe = elt_config.load().pipeline(pipeline)
     url = settings.warehouse_url()
     run_id = run_state.run_id_from_context(pipeline, context)
-    run_state.ensure_run(url, run_id, pipeline, reopen=False)
+    runs.migrate(url)
+    runs.open_run(url, run_id, pipeline, run_state.ORCHESTRATOR, reopen=False)
     result = run_state.load_result(url, run_id, pipeline)
     if any(step.kind == "notify" for step in result.steps):
         return 0
+    result.started = _started_clock(url, run_id)
     dag_failed = "fail" in str(getattr(context["dag_run"], "state", "")).lower()
-    failed = [("dag run", "failed")] if dag_failed else []
-    settle(result, failed, run_state.run_started_at(url, run_id))
-    if result.status == "failed" and not result.error:
-        result.error = str(context.get("reason") or "the DAG run failed before notify ran")
+    reason = str(context.get("reason") or "the DAG run failed before notify ran")
+    lifecycle.settle(result, [reason] if dag_failed else [])
     runs.finish_run(url, run_id, result.status, redact(result.error) if result.error else None)
+    current = lease.current(url, pipeline)
+    if current is not None and current.run_id == run_id:
+        lease.Lease(url, pipeline, run_id, run_state.ORCHESTRATOR).free()
     report = result.report()
     if report.event not in pipe.notify.on:
         return 0

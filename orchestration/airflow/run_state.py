@@ -7,7 +7,6 @@ what the others did from there (the notify task rebuilds the whole run's result)
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
@@ -22,9 +21,8 @@ ORCHESTRATOR = "airflow"
 def elt_run_id(pipeline: str, airflow_run_id: str, started: datetime) -> str:
     """``<pipeline>-<UTC start>-<12 hex of the Airflow run id>``: sortable like ``elt run``'s
     ids, and the same in every task and every retry of one DAG run."""
-    stamp = started.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
     digest = hashlib.sha256(airflow_run_id.encode()).hexdigest()[:12]
-    return f"{pipeline}-{stamp}-{digest}"
+    return runs.new_run_id(pipeline, started, digest)
 
 
 def run_id_from_context(pipeline: str, context: dict[str, Any]) -> str:
@@ -36,25 +34,6 @@ def run_id_from_context(pipeline: str, context: dict[str, Any]) -> str:
         or getattr(dag_run, "start_date", None)
     )
     return elt_run_id(pipeline, str(dag_run.run_id), started or datetime.now(UTC))
-
-
-def ensure_run(url: str, run_id: str, pipeline: str, *, reopen: bool = True) -> None:
-    """Create the ``elt_meta.runs`` row once. A task running in a finished run (a cleared and
-    re-run task) reopens it, unless ``reopen`` is false (the DAG callbacks, after the end)."""
-    import psycopg2.errors
-
-    runs.migrate(url)
-    with contextlib.suppress(psycopg2.errors.UniqueViolation):
-        runs.start_run(url, run_id, pipeline, ORCHESTRATOR)
-        return
-    if not reopen:
-        return
-    with runs.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            f"update {runs.SCHEMA}.runs set status = 'running', finished_at = null, error = null"
-            " where run_id = %s and status <> 'running'",
-            (run_id,),
-        )
 
 
 def load_result(url: str, run_id: str, pipeline: str) -> RunResult:

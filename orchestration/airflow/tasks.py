@@ -12,7 +12,8 @@ import json
 import logging
 import os
 import resource
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,26 +21,24 @@ from typing import TYPE_CHECKING, Any
 from elt import config as elt_config
 from elt import settings
 from elt.redact import redact
-from elt.spec import Step, plan
+from orchestration.airflow import compat
 
 if TYPE_CHECKING:
     from elt import runs
+    from elt.lifecycle import Run
 
 # The DAG file imports this module for the task callables: what only tasks need (the run
 # metadata module, psycopg2) is imported when a task runs, not on every parse.
 
 GROUP_DBT = "dbt"
 DBT_STEP = "dbt_build"
-_BAD_DBT = {"error", "fail", "skipped", "runtime error"}
-_NOT_DONE = {"failed", "upstream_failed"}
 # The producer's own state says nothing the node tasks do not: after a node is retried by
 # clearing it, the producer stays failed while every node succeeded.
-PRODUCER_TASKS = (f"{GROUP_DBT}.dbt_producer_watcher", f"{GROUP_DBT}.dbt_producer_watcher_done")
+PRODUCER_TASKS = (
+    f"{GROUP_DBT}.{compat.PRODUCER_TASK}",
+    f"{GROUP_DBT}.{compat.PRODUCER_TASK}_done",
+)
 _started: dict[tuple, tuple[datetime, float]] = {}
-
-
-class StepFailed(RuntimeError):
-    """A pipeline step failed; the message says which step and why (redacted)."""
 
 
 # -- hooks shared by every task ---------------------------------------------------------
@@ -47,9 +46,15 @@ class StepFailed(RuntimeError):
 
 def prepare_task(context: dict[str, Any]) -> None:
     """``pre_execute`` of every task: tool environment (warehouse, homes) and a start mark."""
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    from elt import lifecycle
+
     settings.load_local_env()
     settings.apply_tool_env()
     logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
+    if AirflowTaskTimeout not in lifecycle.TIMEOUT_ERRORS:
+        lifecycle.TIMEOUT_ERRORS.append(AirflowTaskTimeout)
     _started[_task_key(context)] = (datetime.now(UTC), _cpu_seconds())
 
 
@@ -64,12 +69,6 @@ def _cpu_seconds() -> float:
     return sum(psutil.Process().cpu_times()[:2])
 
 
-def _context_step(pipeline: str, step_id: str) -> tuple[Any, Any, Step]:
-    config = elt_config.load()
-    pipe = config.pipeline(pipeline)
-    return config, pipe, plan(config, pipe).step(step_id)
-
-
 def _data_interval(context: dict[str, Any]) -> tuple[datetime, datetime] | None:
     """The scheduled interval; manual runs load everything new, as ``elt run`` does."""
     run_type = str(getattr(context["dag_run"], "run_type", "")).lower()
@@ -79,92 +78,68 @@ def _data_interval(context: dict[str, Any]) -> tuple[datetime, datetime] | None:
     return start, end
 
 
+@contextmanager
+def attached_run(pipeline: str, context: dict[str, Any], **runner_options: Any) -> Iterator[Run]:
+    """The elt run of this DAG run, entered by this task: the pipeline's lease taken (or
+    re-entered by run id, or refused while another live run holds it) and renewed while the
+    task works; a finished run is reopened (a cleared task)."""
+    from elt.lifecycle import Run
+    from orchestration.airflow import run_state
+
+    config = elt_config.load()
+    pipe = config.pipeline(pipeline)
+    run = Run.create(
+        config,
+        pipe,
+        run_state.run_id_from_context(pipeline, context),
+        settings.warehouse_url(),
+        orchestrator=run_state.ORCHESTRATOR,
+        data_interval=_data_interval(context),
+        **runner_options,
+    )
+    run.open()
+    try:
+        yield run
+    finally:
+        run.detach()
+
+
 # -- plan steps ----------------------------------------------------------------------------
 
 
 def start_run(pipeline: str, **context: Any) -> str:
-    """Setup task: migrate ``elt_meta`` and open the run's row; returns the elt run id."""
-    from orchestration.airflow import run_state
-
-    url = settings.warehouse_url()
-    run_id = run_state.run_id_from_context(pipeline, context)
-    run_state.ensure_run(url, run_id, pipeline)
-    return run_id
+    """Setup task: take the pipeline's lease and open the run's row; returns the run id."""
+    with attached_run(pipeline, context) as run:
+        return run.run_id
 
 
 def run_step(pipeline: str, step_id: str, **context: Any) -> None:
     """Run one plan step (ingest, publish, export) with the same code ``elt run`` runs."""
-    _execute(pipeline, step_id, context)
+    with attached_run(pipeline, context) as run:
+        attempt(run, step_id, context)
 
 
-def _execute(pipeline: str, step_id: str, context: dict[str, Any], before=None) -> None:
-    from elt import runs
-    from elt.runner import measure_step  # the measuring `elt run` uses (duration, RSS, CPU)
-    from elt.steps import RunResult, StepRunner
-    from orchestration.airflow import run_state
+def attempt(run: Run, step_id: str, context: dict[str, Any]) -> None:
+    """One attempt of a step, numbered as Airflow counts tries. A step stopped at its
+    timeout is not retried (as under `elt run` and Prefect): the next try would hang too."""
+    from airflow.sdk.exceptions import AirflowFailException
 
-    config, pipe, step = _context_step(pipeline, step_id)
-    url = settings.warehouse_url()
-    run_id = run_state.run_id_from_context(pipeline, context)
-    run_state.ensure_run(url, run_id, pipeline)
-    result = RunResult(run_id=run_id, pipeline=pipeline)
-    runner = StepRunner(config, pipe, result, url, data_interval=_data_interval(context))
+    from elt.lifecycle import StepTimedOut
 
-    def body() -> tuple[int | None, dict]:
-        if before is not None:
-            before(runner)
-        return runner.run(step)
-
-    record, error = measure_step(body, step)
-    runs.record_step(url, run_id, record)
-    if error is not None:
-        raise StepFailed(redact(f"{step.id}: {error}")) from None
+    try:
+        run.attempt(run.plan.step(step_id), context["ti"].try_number)
+    except StepTimedOut as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 def quality_gate(pipeline: str, step_id: str, expected: Iterable[str], **context: Any) -> None:
     """The gate, run whatever dbt did: closed when a dbt node task did not succeed, a node of
     the rendered graph has no result for this run, a node failed, or a GX check failed."""
+    from orchestration.airflow.gate import GateStepRunner
 
-    def complete(runner) -> None:
-        _no_failed_nodes(runner.url, runner.result.run_id)
-        _upstream_succeeded(context)
-        _all_nodes_reported(runner.url, runner.result.run_id, expected)
-
-    _execute(pipeline, step_id, context, before=complete)
-
-
-def _no_failed_nodes(url: str, run_id: str) -> None:
-    from elt import runs
-
-    with runs.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            f"select unique_id, coalesce(message, status) from {runs.SCHEMA}.dbt_results"
-            " where run_id = %s and status = any(%s) order by unique_id",
-            (run_id, sorted(_BAD_DBT)),
-        )
-        failed = cur.fetchall()
-    if failed:
-        lines = "; ".join(f"{node_name(uid)}: {message}" for uid, message in failed[:10])
-        raise StepFailed(
-            f"quality gate closed: {len(failed)} dbt node(s) failed or were skipped"
-            f" ({lines}); nothing was published"
-        )
-
-
-def _upstream_succeeded(context: dict[str, Any]) -> None:
-    own = context["ti"].task_id
-    states = run_states(context)
-    bad = sorted(
-        task
-        for task, state in states.items()
-        if state in _NOT_DONE and task != own and task not in PRODUCER_TASKS
-    )
-    if bad:
-        names = ", ".join(bad[:10])
-        raise StepFailed(
-            f"quality gate closed: {len(bad)} task(s) before the gate did not succeed ({names});"
-            " nothing was published"
-        )
+    options = {"runner_class": GateStepRunner, "airflow_context": context, "expected": expected}
+    with attached_run(pipeline, context, **options) as run:
+        attempt(run, step_id, context)
 
 
 def run_states(context: dict[str, Any], **where: Any) -> dict[str, str]:
@@ -173,23 +148,6 @@ def run_states(context: dict[str, Any], **where: Any) -> dict[str, str]:
     run_id = context["run_id"]
     found = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id], **where).get(run_id, {})
     return {task: str(state) for task, state in found.items()}
-
-
-def _all_nodes_reported(url: str, run_id: str, expected: Iterable[str]) -> None:
-    from elt import runs
-
-    wanted = set(expected)
-    with runs.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(f"select unique_id from {runs.SCHEMA}.dbt_results where run_id = %s", (run_id,))
-        recorded = {row[0] for row in cur.fetchall()}
-    missing = sorted(wanted - recorded)
-    if missing:
-        names = ", ".join(node_name(node) for node in missing[:10])
-        raise StepFailed(
-            f"quality gate closed: {len(missing)} dbt node(s) have no result in this run"
-            f" ({names}); nothing was published. If the dbt project changed, run"
-            " `elt airflow parse-manifest`."
-        )
 
 
 # -- notify (teardown) ---------------------------------------------------------------------
@@ -232,7 +190,7 @@ def record_dbt_invocation(
     """One dbt invocation of a task: node results → ``elt_meta.dbt_results`` (replacing
     earlier rows of the same nodes), the invocation → ``elt_meta.steps`` (the producer's as
     ``dbt_build``, a re-run node's under its task id)."""
-    from elt import runs
+    from elt import dbt, runs
     from orchestration.airflow import run_state
 
     ti = context["ti"]
@@ -241,9 +199,9 @@ def record_dbt_invocation(
     run_id = run_state.run_id_from_context(pipeline, context)
     runs.record_dbt_results(url, run_id, records)
     started, cpu = _started.get(_task_key(context), (datetime.now(UTC), _cpu_seconds()))
-    producer = ti.task_id.endswith("dbt_producer_watcher")
+    producer = ti.task_id.endswith(compat.PRODUCER_TASK)
     detail: dict[str, Any] = {
-        "failed": sum(1 for r in records if r.status in _BAD_DBT),
+        "failed": sum(1 for r in records if r.status in dbt.FAILED_STATUSES),
         "models": sum(1 for r in records if r.resource_type == "model"),
         "tests": sum(1 for r in records if r.resource_type == "test"),
         "nodes": len(records),
@@ -266,14 +224,6 @@ def record_dbt_invocation(
             detail=detail,
         ),
     )
-
-
-def node_name(unique_id: str) -> str:
-    """A dbt node's readable name: ``test.elt.not_null_x.ab12`` → ``not_null_x``."""
-    parts = unique_id.split(".")
-    if parts[0] == "test" and len(parts) == 4:
-        return parts[2]
-    return ".".join(parts[2:]) or unique_id
 
 
 def _dbt_record(item: dict[str, Any]) -> runs.DbtResultRecord:

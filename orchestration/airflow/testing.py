@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,7 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orchestration.airflow import environment
+from elt.subprocesses import run_checked
+from orchestration.airflow import compat, environment
 
 MIGRATE_TIMEOUT_S = 300
 
@@ -64,16 +64,12 @@ def migrate_metadata_db(*, force: bool = False) -> float:
         return 0.0
     started = time.monotonic()
     airflow = Path(sys.executable).with_name("airflow")
-    completed = subprocess.run(
+    run_checked(
         [str(airflow), "db", "migrate"],
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
+        "airflow db migrate",
         timeout=MIGRATE_TIMEOUT_S,
-        check=False,
+        env=os.environ.copy(),
     )
-    if completed.returncode != 0:
-        raise RuntimeError(f"airflow db migrate failed:\n{completed.stderr[-3000:]}")
     marker.write_text("")
     return time.monotonic() - started
 
@@ -92,9 +88,7 @@ def load_dagbag(folder: Path | None = None, *, sync: bool = True) -> Any:
 
 @functools.cache
 def _reuse_in_process_api() -> None:
-    import airflow.sdk.execution_time.supervisor as supervisor
-
-    supervisor.in_process_api_server = functools.cache(supervisor.in_process_api_server)
+    compat.reuse_in_process_api_server()
 
 
 def run_dag(dag: Any, *, logical_date: datetime | None = None) -> DagRunOutcome:
@@ -128,7 +122,6 @@ def retry_tasks(dag: Any, run_id: str, task_ids: list[str]) -> DagRunOutcome:
     again in this process, as "Clear → with downstream" in the UI does with a scheduler."""
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance, clear_task_instances
-    from airflow.sdk.definitions.dag import _run_task
     from airflow.serialization.serialized_objects import DagSerialization
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState, TaskInstanceState
@@ -167,7 +160,7 @@ def retry_tasks(dag: Any, run_id: str, task_ids: list[str]) -> DagRunOutcome:
                 ti.state = TaskInstanceState.SCHEDULED
             session.commit()
             for ti in schedulable:
-                _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
+                compat.run_task_in_process(ti, dag.task_dict[ti.task_id])
         state = str(dag_run.state)
         rows = session.execute(
             select(TaskInstance.task_id, TaskInstance.state).where(

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 
+from elt import dbt
 from elt.redact import redact
 from elt.steps import RunResult
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _QUALITY_TYPES = ("test", "unit_test")
-_BAD = ("error", "fail", "runtime error", "skipped")
 MESSAGE_CHARS = 300
 
 
@@ -84,7 +84,8 @@ def quality_rows(result: RunResult) -> list[dict]:
     if result.dbt is None:
         return []
     checks = [r for r in result.dbt.results if r.resource_type in _QUALITY_TYPES]
-    checks.sort(key=lambda r: (r.status not in _BAD, r.status != "warn", r.unique_id))
+    failed = dbt.FAILED_STATUSES
+    checks.sort(key=lambda r: (r.status not in failed, r.status != "warn", r.unique_id))
     return [
         {
             "check": r.unique_id.split(".")[-1],

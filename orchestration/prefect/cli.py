@@ -8,7 +8,6 @@ stays fast and Prefect's home stays under ``.elt/``.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -17,8 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from elt import paths, settings
-from elt.redact import redact
+from elt import paths
+from elt.cli_support import fail, load_config
+from elt.subprocesses import run_checked
 from orchestration.prefect import deployments
 from orchestration.prefect.environment import prepare
 
@@ -28,24 +28,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 console = Console()
-err = Console(stderr=True, soft_wrap=True)
 
 DEPLOY_TIMEOUT_S = 600
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {redact(message)}", highlight=False)
-    return typer.Exit(code)
-
-
-def _config():
-    from elt.config import ConfigError, load
-
-    settings.load_local_env()
-    try:
-        return load()
-    except ConfigError as exc:
-        raise _fail(f"{exc}\nRun `elt validate-config` for details.", 2) from None
 
 
 def _api_url() -> str | None:
@@ -61,12 +45,12 @@ def _require_server() -> str:
 
     url = _api_url()
     if not url:
-        raise _fail(
+        raise fail(
             "no Prefect server configured: start one with `elt prefect server` and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api (or use --write-only)"
         )
     if not healthy(url):
-        raise _fail(f"the Prefect server at {url} does not answer; is it running?")
+        raise fail(f"the Prefect server at {url} does not answer; is it running?")
     return url
 
 
@@ -75,7 +59,7 @@ def _pipelines(config, names: list[str] | None) -> list[str]:
     unknown = [name for name in wanted if name not in config.pipelines]
     if unknown:
         known = ", ".join(config.pipelines)
-        raise _fail(f"unknown pipeline(s) {', '.join(unknown)}; known: {known}")
+        raise fail(f"unknown pipeline(s) {', '.join(unknown)}; known: {known}")
     return wanted
 
 
@@ -87,7 +71,7 @@ def sync_limits_command() -> None:
     """Create or update one Prefect concurrency limit (tag:<pool>) per pool in pipelines.yml."""
     from orchestration.prefect.limits import sync_limits
 
-    config = _config()
+    config = load_config()
     _require_server()
     synced = sync_limits(config)
     table = Table(title="Prefect concurrency limits")
@@ -129,17 +113,16 @@ def _prefect_deploy(prefect_file: Path, names: list[str]) -> None:
     args += ["--prefect-file", str(prefect_file)]
     for name in names:
         args += ["--name", name]
-    done = subprocess.run(
-        args,
-        cwd=paths.project_root(),
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        timeout=DEPLOY_TIMEOUT_S,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise _fail(f"prefect deploy failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    try:
+        run_checked(
+            args,
+            "prefect deploy",
+            timeout=DEPLOY_TIMEOUT_S,
+            env=os.environ.copy(),
+            cwd=paths.project_root(),
+        )
+    except RuntimeError as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command()
@@ -169,8 +152,8 @@ def deploy(
     (elt-local: process; elt-kubernetes: k8s/prefect/base-job-template.json).
     """
     if target not in deployments.TARGETS:
-        raise _fail(f"--target must be one of {', '.join(deployments.TARGETS)} (got {target!r})")
-    config = _config()
+        raise fail(f"--target must be one of {', '.join(deployments.TARGETS)} (got {target!r})")
+    config = load_config()
     wanted = _pipelines(config, pipelines)
     document = deployments.prefect_yaml(config, image=image, namespace=namespace)
     path = deployments.write_prefect_yaml(document, file or deployments.prefect_yaml_path())
@@ -200,10 +183,14 @@ def _pool_of(target: str) -> str:
 
 def served_deployments(config, names: list[str]):
     """Runner deployments of ``names`` for ``serve``: schedule, parameters, run limit, tags."""
-    from prefect.deployments.runner import EntrypointType
+    from prefect.events import DeploymentTriggerTypes
     from prefect.schedules import Cron
+    from pydantic import TypeAdapter
 
+    from orchestration.prefect import compat
     from orchestration.prefect.factory import build_flow
+
+    as_trigger = TypeAdapter(DeploymentTriggerTypes).validate_python
 
     served = []
     for name in names:
@@ -212,14 +199,14 @@ def served_deployments(config, names: list[str]):
         deployment = build_flow(config, name).to_deployment(
             name="serve",
             schedules=[Cron(s["cron"], timezone=s["timezone"]) for s in spec["schedules"]],
+            triggers=[as_trigger(t) for t in spec["triggers"]],
             parameters=spec["parameters"],
             concurrency_limit=pipe.max_active_runs,
             description=spec["description"],
             tags=spec["tags"],
         )
         # runs start in a fresh process that imports the flow by module, like a worker
-        deployment.entrypoint = f"orchestration.prefect.flows.{name}"
-        deployment._entrypoint_type = EntrypointType.MODULE_PATH
+        compat.import_by_module(deployment, f"orchestration.prefect.flows.{name}")
         served.append(deployment)
     return served
 
@@ -235,7 +222,7 @@ def serve(
 
     from orchestration.prefect.limits import sync_limits
 
-    config = _config()
+    config = load_config()
     wanted = _pipelines(config, pipelines)
     _require_server()
     sync_limits(config)
@@ -248,7 +235,7 @@ def run(
     full_refresh: Annotated[bool, typer.Option(help="Reload and rebuild from scratch.")] = False,
 ) -> None:
     """Run one pipeline's flow now, in this process (reported to the Prefect server)."""
-    config = _config()
+    config = load_config()
     _pipelines(config, [pipeline])
     prepare()
     from orchestration.prefect.factory import PipelineRunFailed, build_flow
@@ -257,7 +244,7 @@ def run(
     try:
         outcome = flow(full_refresh=full_refresh)
     except PipelineRunFailed as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(
         f"[green]{outcome['status']}[/] run {outcome['run_id']}: {outcome['rows']:,} rows,"
         f" published {', '.join(outcome['published']) or 'nothing'}"
@@ -290,7 +277,7 @@ def worker(
 ) -> None:
     """Start a worker that runs the `local` deployments (process work pool elt-local)."""
     if target != "local":
-        raise _fail("only the local process pool has a worker here; Kubernetes runs its own")
+        raise fail("only the local process pool has a worker here; Kubernetes runs its own")
     _require_server()
     _ensure_work_pool("local")
     _exec(["worker", "start", "--pool", deployments.LOCAL_POOL, "--type", "process"])

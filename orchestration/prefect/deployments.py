@@ -17,7 +17,7 @@ import yaml
 
 from elt import paths
 from elt.config import Pipeline, ProjectConfig
-from orchestration.prefect import schedules
+from orchestration.prefect import schedules, triggers
 
 Target = Literal["local", "kubernetes"]
 TARGETS: tuple[Target, ...] = ("local", "kubernetes")
@@ -88,6 +88,8 @@ def deployment(
         "tags": sorted({*pipe.tags, f"owner:{pipe.owner}", "elt"}),
         "parameters": parameters(pipe),
         "schedules": schedule_entries(pipe),
+        # depends_on: run when the upstream pipelines published (triggers.py)
+        "triggers": triggers.trigger_entries(pipe),
         # max_active_runs: a run that would exceed it waits for the running one
         "concurrency_limit": {"limit": pipe.max_active_runs, "collision_strategy": "ENQUEUE"},
         "work_pool": _work_pool(target, image, namespace),

@@ -54,10 +54,16 @@ def step_task(step: Step):
         retry_delay_seconds=step.retry_delay.total_seconds(),
         timeout_seconds=step.timeout.total_seconds() if step.timeout else None,
         tags={step.pool} if step.pool else None,
+        retry_condition_fn=_retry_unless_timed_out,
         cache_policy=NO_CACHE,  # every run does the work again; inputs are not hashable
         persist_result=False,
         log_prints=True,
     )
+
+
+def _retry_unless_timed_out(task, task_run, state) -> bool:
+    """A step stopped at its timeout is not retried (as under `elt run` and Airflow)."""
+    return state.name != "TimedOut" and "timed out after" not in (state.message or "")
 
 
 def _execute_step(run: PipelineRun, step: Step) -> dict:

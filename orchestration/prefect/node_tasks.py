@@ -28,9 +28,9 @@ from functools import partial
 from typing import Any
 
 from prefect.context import FlowRunContext
-from prefect.task_engine import run_task_sync
 from prefect_dbt import PrefectDbtRunner
-from prefect_dbt.core._tracker import NodeTaskTracker
+
+from orchestration.prefect.compat import NodeTaskTracker, run_task_sync
 
 # the signature this module replaces; a different one means prefect-dbt changed underneath
 _TRACKER_PARAMETERS = ["self", "node_id", "task", "task_run_id", "parameters", "context"]

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ import yaml
 from typer.testing import CliRunner
 
 from elt import paths
+from tests.helpers.lifecycle import start_serve
 from tests.helpers.orchestrators import (
     ALERT_EVERYTHING,
     isolated_env,
@@ -452,16 +451,8 @@ def test_deploy_writes_prefect_yaml_and_registers_deployments_limits_and_pools(
 
 
 def test_serve_registers_the_scheduled_deployment_with_an_importable_entrypoint(env: Env):
-    command = [sys.executable, "-c", "from orchestration.prefect.cli import app; app()"]
     log = env.config_file.parent / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*command, "serve", PIPELINE],
-            cwd=paths.project_root(),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_serve([PIPELINE], log)
     try:
         deadline = time.monotonic() + SERVE_TIMEOUT_S
         entrypoint = f"orchestration.prefect.flows.{PIPELINE}"

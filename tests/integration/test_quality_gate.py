@@ -2,14 +2,12 @@
 
 One module-scoped story: small mart-shaped tables with good data in one schema and crafted
 bad data in another (switched through ELT_DBT_SCHEMA, as the audit schema is), a raw table
-with two dlt loads, and a throwaway GX project folder (ELT_GX_DIR) so that the committed
-``expectations/gx`` is never touched.
+with two dlt loads, and a throwaway GX context folder (ELT_GX_DIR).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -168,10 +166,8 @@ def story(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     runs.migrate(url)
     _create_tables(url)
     gx_dir = tmp_path_factory.mktemp("gx")
-    # the committed hand-written suite runs beside the generated ones
-    suites = gx_dir / "gx" / "expectations"
-    suites.mkdir(parents=True)
-    shutil.copy(paths.expectations_dir() / "gx" / "expectations" / "orders.json", suites)
+    # the committed hand-written suite (expectations/suites/orders.json) runs beside the
+    # generated ones
     config_file = gx_dir / "pipelines.yml"
     config_file.write_text(yaml.safe_dump({"version": 1, "pipelines": PIPELINES}))
     runs.record_loads(url, f"load-{TAG}", [runs.LoadRecord(SOURCE, "orders", 3, LOAD_1, 0.1)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -32,7 +33,12 @@ def test_two_runs_at_once_one_refuses_and_data_stays_exact(pg, demo_sources):
     codes = sorted(process.returncode for process in (first, second))
     assert codes[0] == 0 and codes[1] != 0, outputs
     refused = next(out for out, p in zip(outputs, (first, second), strict=True) if p.returncode)
-    assert "pipeline 'jaffle_daily' is already running; wait for it to finish" in refused
+    # the refusal names the run that holds the pipeline, when it started and who runs it
+    assert re.search(
+        r"pipeline 'jaffle_daily' is already running \(run jaffle_daily-\S+, started \S+ \S+"
+        r" \S+, by elt\); wait for it to finish",
+        refused,
+    ), refused
 
     url = pg.url()
     shop = settings.warehouse_url("shop")

@@ -4,16 +4,15 @@ source's rows, each once."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg2
 import pytest
 
 from elt import paths
+from tests.helpers.lifecycle import kill_when
 from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
@@ -77,13 +76,7 @@ def test_sigkill_mid_load_then_rerun_gives_exact_rows(pg, big_source, tmp_path):
     victim = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path
     )
-    deadline = time.monotonic() + KILL_DEADLINE_S
-    while not _load_started(pipeline_dir):
-        assert victim.poll() is None, "the ingest finished before it could be killed"
-        assert time.monotonic() < deadline, "the load did not start in time"
-        time.sleep(0.05)
-    os.kill(victim.pid, signal.SIGKILL)
-    assert victim.wait(timeout=30) == -signal.SIGKILL
+    kill_when(victim, lambda: _load_started(pipeline_dir), KILL_DEADLINE_S)
     assert list((pipeline_dir / "load" / "normalized").iterdir()), "no pending package left"
 
     rerun = subprocess.run(

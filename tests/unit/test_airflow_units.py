@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from elt.config import load
+from elt.lifecycle import settle
 from elt.runs import DbtResultRecord, StepRecord
-from elt.steps import RunResult
+from elt.steps import RunResult, StepError, node_name
 from orchestration.airflow import environment, pools, run_state
 from orchestration.airflow.cosmos_group import cosmos_selectors
 from orchestration.airflow.node_tasks import judge
-from orchestration.airflow.report import settle
-from orchestration.airflow.tasks import StepFailed, node_name
+from orchestration.airflow.report import task_failures
 
 CONFIG = """
 version: 1
@@ -104,7 +104,8 @@ def test_a_run_with_a_failed_step_is_failed_with_that_steps_error():
     failed = step("quality_gate", 1, "failed")
     failed.detail = {"error": "quality gate closed: not_null_x: Got 3 results"}
     result.steps = [step("ingest_shop", 2), failed]
-    settle(result, [("quality_gate", "failed")], datetime.now(UTC) - timedelta(seconds=5))
+    result.started -= 5
+    settle(result, task_failures([("quality_gate", "failed")]))
     assert result.status == "failed"
     assert result.error == "quality_gate: quality gate closed: not_null_x: Got 3 results"
     assert 4 < result.duration_s < 60
@@ -112,14 +113,15 @@ def test_a_run_with_a_failed_step_is_failed_with_that_steps_error():
 
 def test_a_task_that_never_recorded_itself_still_fails_the_run():
     result = RunResult(run_id="r1", pipeline="daily", steps=[step("ingest_shop", 2)])
-    settle(result, [("dbt.dbt_producer_watcher", "failed")], None)
+    failed = [("publish", "upstream_failed"), ("dbt.dbt_producer_watcher", "failed")]
+    settle(result, task_failures(failed))
     assert result.status == "failed"
     assert result.error == "task dbt.dbt_producer_watcher failed"
 
 
 def test_a_run_without_failures_succeeded():
     result = RunResult(run_id="r1", pipeline="daily", steps=[step("ingest_shop", 2)])
-    settle(result, [], None)
+    settle(result, [])
     assert (result.status, result.error) == ("succeeded", None)
 
 
@@ -178,7 +180,7 @@ def test_a_node_task_fails_naming_the_failed_test_and_dbts_message():
         _result("not_null_orders_id", "pass"),
         _result("orders_total_check", "fail", "Got 1 result, configured to fail if != 0"),
     ]
-    with pytest.raises(StepFailed) as failed:
+    with pytest.raises(StepError) as failed:
         judge(results)
     assert "orders_total_check: Got 1 result" in str(failed.value)
     assert "not_null_orders_id" not in str(failed.value)

@@ -280,8 +280,9 @@ def test_literal_token_and_secret_notify_url(tmp_path: Path) -> None:
     )
     found = problems_of(tmp_path, text)
     assert found == [
-        "pipelines.yml:4: sources.api.base_url: this URL carries credentials "
-        "(hint: put secrets in the environment and reference them as env:NAME)",
+        "pipelines.yml:4: sources.api.base_url: this URL carries a user:password "
+        "(hint: put the whole URL in the environment and write env:NAME, or declare the "
+        "credential under auth:)",
         "pipelines.yml:5: sources.api.auth.api_key: a literal secret is not allowed here "
         "(hint: put secrets in the environment and reference them as env:NAME)",
         "pipelines.yml:10: pipelines.p.notify.urls[0]: this notification URL looks like it "
@@ -415,7 +416,7 @@ def test_unknown_source_type_lists_valid_ones(tmp_path: Path) -> None:
     text = "sources:\n  shop:\n    type: postgres\n    tables: {t: {}}\n" + PIPE
     assert only_problem(tmp_path, text) == (
         "pipelines.yml:3: sources.shop.type: unknown source type 'postgres': valid types are "
-        "'sql_database', 'rest_api', 'filesystem'"
+        "'sql_database', 'rest_api', 'filesystem', 'dlt'"
     )
 
 

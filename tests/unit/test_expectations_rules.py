@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from elt import paths
-from elt.config import Pipeline, Rule, load
+from elt.config import Pipeline, Rule
 from elt.runs import CheckRecord
 from expectations.context import ContextError, sqlalchemy_url
 from expectations.plan import (
@@ -229,20 +228,3 @@ def test_observed_values_are_json_and_readable() -> None:
     )
     assert format_observed(check) == "1,234 (12.50%) (expected 0)"
     assert check.blocking and not check.warning
-
-
-def test_committed_generated_suites_match_pipelines_yml() -> None:
-    """The suites in expectations/gx are what the rules in pipelines.yml compile to."""
-    config = load(paths.config_file())
-    folder = paths.expectations_dir() / "gx" / "expectations"
-    for pipe in config.pipelines.values():
-        for plan in generated_suites(pipe):
-            path = folder.joinpath(*plan.name.split(".")).with_suffix(".json")
-            assert path.exists(), f"{path} missing: run `elt validate {pipe.name}`"
-            stored = json.loads(Path(path).read_text())
-            expectations = [
-                {key: value for key, value in expectation.items() if key != "id"}
-                for expectation in stored["expectations"]
-            ]
-            assert expectations == [json.loads(json.dumps(spec)) for spec in plan.specs], path
-            assert stored["meta"]["generated_by"] == "elt"

@@ -102,3 +102,35 @@ def test_arrow_schema_follows_the_declared_postgres_types() -> None:
         ("local_at", "timestamp[us]", True),
         ("payload", "string", True),
     ]
+
+
+NO_EXPORT_CONFIG = """
+sources:
+  shop: {type: sql_database, credentials: env:SHOP_DB_URL, tables: {orders: {}}}
+pipelines:
+  daily: {sources: [shop]}
+  nightly: {sources: [shop], export: {to: /data/lake, models: [orders, customers]}}
+"""
+
+
+def test_export_settings_complete_or_replace_the_export_block(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    import typer
+
+    from elt.cli import _export_settings
+
+    (tmp_path / "pipelines.yml").write_text(NO_EXPORT_CONFIG)
+    monkeypatch.setenv("ELT_CONFIG", str(tmp_path / "pipelines.yml"))
+
+    assert _export_settings("daily", "/adhoc", ["orders"]) == ("/adhoc", ["orders"], "daily")
+    assert _export_settings("nightly", None, ["orders"]) == ("/data/lake", ["orders"], "nightly")
+    assert _export_settings(None, None, None) == (
+        "/data/lake",
+        ["orders", "customers"],
+        "nightly",
+    )
+    with pytest.raises(typer.Exit) as missing:
+        _export_settings("daily", "/adhoc", None)
+    assert missing.value.exit_code == 1
+    assert "pipeline 'daily' has no export: block" in capsys.readouterr().err

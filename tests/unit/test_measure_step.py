@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from elt.runner import measure_step
+from elt.lifecycle import measure_step
 from elt.spec import Step
 
 STEP = Step(id="ingest_shop", kind="ingest", source="shop")

@@ -184,3 +184,42 @@ def test_kubernetes_job_template_is_restricted_and_takes_secrets_from_secrets():
     assert {item["name"] for item in container["env"]} == {"PREFECT_HOME", "HOME"}
     mounted = {mount["mountPath"] for mount in container["volumeMounts"]}
     assert mounted == {"/tmp", "/var/lib/elt"}
+
+
+def test_depends_on_becomes_deployment_triggers_on_the_published_event(tmp_path):
+    from pydantic import TypeAdapter
+
+    from orchestration.prefect import triggers
+
+    path = tmp_path / "pipelines.yml"
+    path.write_text(
+        CONFIG.replace(
+            "  manual:\n    sources: [shop]",
+            "  manual:\n    sources: [shop]\n    depends_on: [daily]\n"
+            "  report:\n    sources: [shop]\n    depends_on: [daily, nightly]",
+        )
+    )
+    entries = by_flow_and_name(deployments.prefect_yaml(load(path), project_dir=tmp_path))
+    assert entries["daily", "local"]["triggers"] == []
+    one = entries["manual", "local"]["triggers"]
+    assert one == [
+        {
+            "type": "event",
+            "match": {"prefect.resource.id": "elt.pipeline.daily"},
+            "expect": ["elt.pipeline.published"],
+            "posture": "Reactive",
+            "threshold": 1,
+            "within": 0,
+            "enabled": True,
+        }
+    ]
+    both = entries["report", "kubernetes"]["triggers"][0]
+    assert (both["type"], both["require"]) == ("compound", "all")
+    matched = [t["match"]["prefect.resource.id"] for t in both["triggers"]]
+    assert matched == ["elt.pipeline.daily", "elt.pipeline.nightly"]
+    # what prefect deploy reads: each entry is a valid Prefect deployment trigger
+    from prefect.events import DeploymentTriggerTypes
+
+    for entry in (*one, both):
+        TypeAdapter(DeploymentTriggerTypes).validate_python(entry)
+    assert triggers.resource_id("daily") == "elt.pipeline.daily"
