@@ -103,21 +103,23 @@ def test_csv_reader_yields_arrow_batches_with_nulls_row_ids_and_pandas_types(tmp
     ]
 
 
-@pytest.mark.parametrize(
-    ("content", "why"),
-    [
-        (b"id,name\n,a\n2,b\n", "empty primary key"),
-        (b"name\na\n", "no primary key column"),
-    ],
-)
-def test_csv_files_the_fast_path_would_change_are_read_as_dicts(tmp_path, content, why):
-    (tmp_path / "a.csv").write_bytes(content)
+def test_csv_files_the_fast_path_would_change_are_read_as_dicts(tmp_path):
+    (tmp_path / "a.csv").write_bytes(b"id,name\n,a\n2,b\n")  # an empty primary key
     listing = filesystem(bucket_url=tmp_path.as_uri(), file_glob="*.csv")
     reader = file_reader("csv", table="t", primary_key=["id"])
 
     items = list(listing | reader)
 
-    assert items and all(isinstance(item, dict) for item in items), why
+    assert items and all(isinstance(item, dict) for item in items)
+
+
+def test_a_csv_file_without_its_key_column_is_malformed(tmp_path):
+    (tmp_path / "a.csv").write_bytes(b"name\na\n")
+    listing = filesystem(bucket_url=tmp_path.as_uri(), file_glob="*.csv")
+    reader = file_reader("csv", table="t", primary_key=["id"])
+
+    with pytest.raises(Exception, match=r"no primary key column\(s\) id \(header: name\)"):
+        list(listing | reader)
 
 
 def test_a_csv_file_whose_types_differ_from_an_earlier_file_is_read_as_dicts(tmp_path):
