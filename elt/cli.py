@@ -15,6 +15,8 @@ from rich.table import Table
 
 from elt import paths, settings
 from elt.cli_support import err, fail, load_config
+from elt.dev_cli import ci as ci_command
+from elt.dev_cli import dev_app
 from elt.docs_site.cli import docs_app
 from elt.redact import redact
 from expectations.cli import validate as validate_checks
@@ -39,6 +41,8 @@ app = typer.Typer(
 demo_api_app = typer.Typer(help="The local tweets REST API used by the demo.", no_args_is_help=True)
 app.add_typer(demo_api_app, name="demo-api")
 app.add_typer(docs_app, name="docs")
+app.add_typer(dev_app, name="dev")
+app.command("ci")(ci_command)
 app.add_typer(prefect_app, name="prefect", help="Run pipelines as Prefect flows and deployments.")
 app.add_typer(airflow_app, name="airflow", help="Run pipelines as Airflow DAGs (Cosmos).")
 
@@ -173,8 +177,22 @@ def env() -> None:
     values["ELT_WAREHOUSE_DSN"] = (
         f"postgresql://{conn.user}@{conn.host}:{conn.port}/{conn.database}"
     )
+    values.update(_dbt_env())
     for key, value in sorted(values.items()):
         print(f"export {key}={_shell_quote(value)}")
+
+
+def _dbt_env() -> dict[str, str]:
+    """``dbt`` by hand finds the configured project and the generated profile."""
+    from elt import project
+
+    dbt_project = project.of()
+    return {
+        "DBT_PROJECT_DIR": str(dbt_project.path),
+        "DBT_PROFILES_DIR": str(dbt_project.profiles_dir()),
+        "DBT_PROFILE": dbt_project.profile,
+        "DBT_TARGET": project.TARGET,
+    }
 
 
 def _shell_quote(value: str) -> str:
@@ -339,10 +357,12 @@ def build(
     ] = True,
 ) -> None:
     """dbt build into the audit schema; publish the marts only when every test passed."""
-    from elt import dbt, publish
+    from elt import dbt, project, publish
+    from elt.marts import selected_marts
 
+    dbt_project = project.of()
     with console.status("dbt build…"):
-        outcome = dbt.invoke("build", dbt.selection_args(select or []))
+        outcome = dbt.invoke("build", dbt.selection_args(select or []), project=dbt_project)
     console.print(
         f"models {outcome.count('model', 'success')}, tests passed {outcome.count('test', 'pass')},"
         f" warned {len(outcome.warned)}, failed {len(outcome.failed)}"
@@ -351,7 +371,7 @@ def build(
         details = "\n".join(f"  {r.unique_id}: {r.message or r.status}" for r in outcome.failed)
         raise fail(f"dbt build failed; nothing was published\n{details or outcome.error}")
     if publish_marts:
-        result = publish.publish()
+        result = publish.publish(marts=selected_marts(dbt_project, select or []))
         console.print(f"[green]published[/] {len(result.tables)} marts to {result.schema}")
 
 
@@ -373,6 +393,7 @@ def run(
     order = [*upstream_pipelines(config, pipeline), pipeline] if with_upstream else [pipeline]
     _revive_demo_sources(config, [s for name in order for s in config.pipelines[name].sources])
     _stop_on_sigterm()
+    _revive_demo_sources(config, [s for name in order for s in config.pipelines[name].sources])
     for name in order:
         try:
             result = _run_one(config, name, full_refresh)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from elt.config_problems import Problem, format_key_path
@@ -44,6 +45,7 @@ def cross_checks(document: YamlDocument, file: str, *, check_env: bool) -> list[
     _check_cycles(data, report)
     _check_pools(data, report)
     _check_resource_parents(data, report)
+    _check_dbt_projects(data, report)
     if check_env:
         _check_env(data, report)
     return report.problems
@@ -158,6 +160,24 @@ def _check_resource_parents(data: dict[str, Any], report: _Report) -> None:
         parents = {key: _mapping(item).get("parent") for key, item in resources.items()}
         for resource, message, hint in parent_problems(parents):
             report.add(("sources", name, "resources", resource, "parent"), message, hint)
+
+
+def _check_dbt_projects(data: dict[str, Any], report: _Report) -> None:
+    """Every ``dbt.project_dir`` (top level and per pipeline) holds a ``dbt_project.yml``."""
+    base = Path(report.file).parent
+    where: list[tuple[KeyPath, Any]] = [(("dbt", "project_dir"), _mapping(data.get("dbt")))]
+    for name, pipeline in _mapping(data.get("pipelines")).items():
+        spec = _mapping(_mapping(pipeline).get("dbt"))
+        where.append((("pipelines", name, "dbt", "project_dir"), spec))
+    for path, spec in where:
+        folder = spec.get("project_dir")
+        if not isinstance(folder, str) or (base / folder / "dbt_project.yml").is_file():
+            continue
+        report.add(
+            path,
+            f"no dbt_project.yml in {folder}",
+            "give the folder of your dbt project, relative to pipelines.yml",
+        )
 
 
 def _check_env(data: dict[str, Any], report: _Report) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from elt import paths
 from elt.config_sources import DEFAULT_POOLS, Retries, Source, Strict
 from elt.config_values import (
     Duration,
@@ -25,9 +26,17 @@ Severity = Literal["fail", "warn"]
 _NEEDS_COLUMN = {"not_null", "unique", "range", "accepted_values"}
 
 
-class DbtSpec(Strict):
-    """Which dbt nodes a pipeline builds."""
+class DbtProjectSetting(Strict):
+    """The top-level ``dbt:`` block: the dbt project every pipeline builds by default."""
 
+    # relative to the folder of pipelines.yml; unset: dbt_project/ of the project root
+    project_dir: str | None = None
+
+
+class DbtSpec(Strict):
+    """Which dbt nodes a pipeline builds (and, optionally, from which dbt project)."""
+
+    project_dir: str | None = None  # overrides the top-level dbt.project_dir
     select: StrList = []
     exclude: StrList = []
     threads: int = Field(4, ge=1)
@@ -179,6 +188,7 @@ class ProjectConfig(Strict):
     """The whole ``pipelines.yml``."""
 
     version: int = 1
+    dbt: DbtProjectSetting = DbtProjectSetting()
     sources: dict[TopName, Source] = {}
     pipelines: dict[TopName, Pipeline] = {}
     pools: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_POOLS))
@@ -213,6 +223,15 @@ class ProjectConfig(Strict):
             if slots < 1:
                 raise Invalid(f"pool '{name}' needs at least 1 slot", key=name)
         return {**DEFAULT_POOLS, **pools}
+
+    def dbt_project_dir(self, pipe: Pipeline | None = None) -> Path:
+        """The dbt project folder of ``pipe`` (or the top-level one), resolved against the
+        folder of pipelines.yml."""
+        configured = (pipe and pipe.dbt.project_dir) or self.dbt.project_dir
+        if configured is None:
+            return paths.dbt_project_dir()
+        folder = Path(configured)
+        return folder if folder.is_absolute() else (self.path.parent.resolve() / folder)
 
     def pipeline(self, name: str) -> Pipeline:
         """The pipeline called ``name``; KeyError with a suggestion when unknown."""

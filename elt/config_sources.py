@@ -63,7 +63,7 @@ class _Loadable(Strict):
     deleted from the raw table (dlt's hard_delete hint; merge only)."""
     duplicates: Literal["fail", "warn"] = "warn"
     """A primary key seen more than once in one batch (merge would keep one row of each): fail
-    the ingest (nothing loaded), or warn and load one row per key; both give count and examples.
+    the ingest, or warn and load one version; the message gives the count and examples.
     Checked for rows loaded as Parquet (database tables, CSV and Parquet files), not REST rows."""
 
     @property
@@ -99,7 +99,7 @@ class SqlTable(_Loadable):
     """Re-read this far behind the cursor, to catch rows committed late."""
     reconcile: Literal["per_run", "daily"] | None = None
     """Rows deleted physically at the source: compare key sets and delete the vanished keys
-    from the raw table, after every load (per_run) or the first load of a UTC day (daily)."""
+    from the raw table, after every load (per_run) or after the first load of a day (daily)."""
 
     @model_validator(mode="after")
     def _cursor_needs_incremental(self) -> SqlTable:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from elt import paths, settings
+from elt import project as dbt_project
+from elt.project import DbtProject
 from elt.runs import DbtResultRecord
 
 # statuses that mean "a node did not do its job": skipped nodes count, so a run whose model
@@ -31,6 +33,7 @@ class DbtOutcome:
     success: bool
     results: list[DbtResultRecord] = field(default_factory=list)
     error: str | None = None
+    listed: list[str] | None = None  # what `dbt ls` printed, one node per item
 
     def count(self, resource_type: str, status: str | None = None) -> int:
         """How many nodes of a type (and optional status) there were."""
@@ -82,27 +85,29 @@ def invoke(
     command: str,
     args: Sequence[str] = (),
     *,
-    project_dir: Path | None = None,
+    project: DbtProject | None = None,
     target_path: Path | None = None,
     quiet: bool = False,
     on_node: Callable[[str, str], None] | None = None,
 ) -> DbtOutcome:
     """Run ``dbt <command> <args>`` in-process against the warehouse from ``elt.settings``.
 
-    ``quiet`` keeps dbt's console to warnings and errors (its full log still goes to
-    ``.elt/logs/dbt.log``); ``on_node`` is called as each node finishes, for progress.
+    ``project`` defaults to the top-level dbt project of ``pipelines.yml``; its generated
+    profile supplies the connection. Artifacts go to ``target_path`` (default: the project's
+    folder under ``.elt/dbt/``). ``quiet`` keeps dbt's console to warnings and errors (its
+    full log still goes to ``.elt/logs/dbt.log``); ``on_node`` is called as each node
+    finishes, for progress.
     """
     from dbt.cli.main import dbtRunner
 
     settings.apply_tool_env()
-    project = project_dir or paths.dbt_project_dir()
+    project = project or dbt_project.of()
     # a command group ("docs generate") takes its options after the subcommand
-    argv = [*command.split(), "--project-dir", str(project), "--profiles-dir", str(project)]
+    argv = [*command.split(), *project.cli_args()]
     argv += ["--log-path", str(paths.state_dir() / "logs")]
     if quiet:
         argv += ["--log-level", "warn"]
-    if target_path is not None:
-        argv += ["--target-path", str(target_path)]
+    argv += ["--target-path", str(target_path or project.target_dir())]
     argv += list(args)
     callbacks = [_progress_callback(on_node)] if on_node else []
     result = dbtRunner(callbacks=callbacks).invoke(argv)
@@ -112,6 +117,8 @@ def invoke(
     error = str(result.exception) if result.exception is not None else None
     outcome = DbtOutcome(command=command, success=bool(result.success), results=records)
     outcome.error = error
+    if isinstance(result.result, list):
+        outcome.listed = [str(item) for item in result.result]
     if outcome.failed:
         outcome.success = False
     return outcome

@@ -1,14 +1,16 @@
 """Publish: copy the audited marts to the reader schema in one transaction.
 
 dbt builds and tests the marts in the audit schema; only when the quality gate passed does
-this module swap a fresh copy of them into the published schema. PostgreSQL DDL is
-transactional, so a reader sees either the previous marts or the new ones, never a mix,
-and a failure anywhere leaves the published schema untouched.
+this module swap a fresh copy of them into the published schema. What is copied is exactly
+the pipeline's selected marts (``elt.marts``): never a seed, snapshot or helper table.
+PostgreSQL DDL is transactional, so a reader sees either the previous marts or the new ones,
+never a mix, and a failure anywhere leaves the published schema untouched.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg2
@@ -16,6 +18,7 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor
 
 from elt import roles, runs, settings
+from elt.marts import Mart
 
 READER_ROLE = "elt_reader"
 
@@ -67,32 +70,68 @@ def _grant_readers(cur: cursor, schema: str) -> None:
     cur.execute(sql.SQL("grant select on all tables in schema {} to {}").format(target, role))
 
 
+def _sources(cur: cursor, marts: Sequence[Mart] | None, audit: str) -> list[tuple[str, str]]:
+    """(schema, table) of what to copy: the selected marts, or every table of ``audit``."""
+    if marts is None:
+        return [(audit, table) for table in _mart_tables(cur, audit)]
+    cur.execute("select schemaname, tablename from pg_catalog.pg_tables")
+    existing = set(cur.fetchall())
+    missing = [mart.name for mart in marts if (mart.schema, mart.name) not in existing]
+    if missing:
+        raise RuntimeError(
+            f"nothing was published: selected mart(s) {', '.join(missing)} do not exist"
+            " in the warehouse; run the dbt build first"
+        )
+    return [(mart.schema, mart.name) for mart in marts]
+
+
+def _keep_others(cur: cursor, published: str, staging: str, replaced: set[str]) -> None:
+    """Move the published tables this publish does not replace (another pipeline's marts)
+    into the new schema: a metadata change, no copy, in the same transaction."""
+    for table in _mart_tables(cur, published):
+        if table not in replaced:
+            cur.execute(
+                sql.SQL("alter table {} set schema {}").format(
+                    sql.Identifier(published, table), sql.Identifier(staging)
+                )
+            )
+
+
 def publish(
-    url: str | None = None, *, audit: str | None = None, published: str | None = None
+    url: str | None = None,
+    *,
+    audit: str | None = None,
+    published: str | None = None,
+    marts: Sequence[Mart] | None = None,
 ) -> PublishResult:
-    """Swap the audit schema's tables into the published schema atomically."""
+    """Swap the selected marts (``elt.marts``; default: every table of the audit schema)
+    into the published schema atomically; its other tables (other pipelines' marts) stay."""
     url = url or settings.warehouse_url()
     audit = audit or settings.dbt_schema()
     published = published or settings.published_schema()
     staging = f"{published}__next"
     rows: dict[str, int] = {}
+    if marts is not None and not marts:
+        # nothing selected (a pipeline of staging models only): the readers' marts stay
+        return PublishResult(schema=published, tables={})
     with runs.connect(url) as conn, conn.cursor() as cur:
         _session(cur)
         roles.set_local_role(cur, roles.TRANSFORMER)
-        tables = _mart_tables(cur, audit)
+        tables = _sources(cur, marts, audit)
         if not tables:
             raise RuntimeError(
-                f"nothing to publish: schema {audit!r} has no tables. Run the dbt build first."
+                f"nothing to publish: schema {audit!r} has no tables and no model is selected"
+                " for publishing (elt/marts.py says which are). Run the dbt build first."
             )
         cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(staging)))
         cur.execute(sql.SQL("create schema {}").format(sql.Identifier(staging)))
-        for table in tables:
-            source = sql.Identifier(audit, table)
+        for schema, table in tables:
+            source = sql.Identifier(schema, table)
             target = sql.Identifier(staging, table)
             cur.execute(sql.SQL("create table {} (like {} including all)").format(target, source))
             cur.execute(sql.SQL("insert into {} select * from {}").format(target, source))
             rows[table] = cur.rowcount
-        _swap(cur, staging, published)
+        _swap(cur, staging, published, set(rows))
         _grant_readers(cur, published)
     return PublishResult(schema=published, tables=rows)
 
@@ -102,14 +141,16 @@ def _session(cur: cursor) -> None:
         cur.execute("select set_config(%s, %s, true)", (name, value))
 
 
-def _swap(cur: cursor, staging: str, published: str) -> None:
-    """Replace the published schema by ``staging``, waiting at most LOCK_TIMEOUT at a time
-    for readers to let go of the published tables."""
+def _swap(cur: cursor, staging: str, published: str, replaced: set[str]) -> None:
+    """Replace the published schema by ``staging`` (keeping the published tables this publish
+    does not replace), waiting at most LOCK_TIMEOUT at a time for readers to let go of the
+    published tables."""
     cur.execute("select set_config('lock_timeout', %s, true)", (LOCK_TIMEOUT,))
     cur.execute("select set_config('statement_timeout', %s, true)", (SWAP_STATEMENT_TIMEOUT,))
     for _attempt in range(SWAP_ATTEMPTS):
         cur.execute("savepoint swap")
         try:
+            _keep_others(cur, published, staging, replaced)
             cur.execute(
                 sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(published))
             )

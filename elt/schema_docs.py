@@ -39,6 +39,11 @@ _MEANINGS = {
         "pipelines": "What runs together, when, and what happens after loading.",
         "pools": "Slots per pool (database, api, file_io, cpu, memory and your own); a step "
         "waits for a free slot of its pool.",
+        "dbt": "The dbt project every pipeline builds unless it names its own.",
+    },
+    "DbtProjectSetting": {
+        "project_dir": "Folder of the dbt project, relative to pipelines.yml (default: "
+        "dbt_project/ of the project).",
     },
     "Pipeline": {
         "description": "Free text, shown in docs.",
@@ -58,11 +63,15 @@ _MEANINGS = {
         "export": "Parquet export of published models.",
         "notify": "Notifications.",
         "limits": "Duration thresholds that alert.",
-        "depends_on": "Pipelines that must have succeeded first.",
-        "execution_timeout": "A step running longer is stopped.",
-        "pool": "Pool every step of this pipeline runs in (default: by step).",
+        "depends_on": "Pipelines whose publish triggers this one (Airflow assets, Prefect "
+        "deployment triggers, elt run --with-upstream).",
+        "execution_timeout": "A step running longer is stopped and not retried.",
+        "pool": "Pool of the pipeline's own steps: dbt build, gate, publish, export (default: "
+        "database, export: file_io); ingests use their source's pool.",
+        "pool_slots": "Slots of the pool each of those steps takes.",
     },
     "DbtSpec": {
+        "project_dir": "This pipeline's dbt project (overrides the top-level dbt.project_dir).",
         "select": "dbt selection (e.g. +marts); default: the whole project.",
         "exclude": "dbt exclusion.",
         "threads": "dbt threads.",
@@ -242,6 +251,7 @@ def generated_files() -> dict[str, str]:
 
 _ORDER = [
     "ProjectConfig",
+    "DbtProjectSetting",
     "SqlDatabaseSource",
     "SqlTable",
     "RestApiSource",
@@ -263,6 +273,7 @@ _ORDER = [
 ]
 _WHERE = {
     "ProjectConfig": "the file",
+    "DbtProjectSetting": "the top-level `dbt`",
     "SqlDatabaseSource": "`sources.<name>` with `type: sql_database`",
     "SqlTable": "`sources.<name>.tables.<table>`",
     "RestApiSource": "`sources.<name>` with `type: rest_api`",

@@ -1,7 +1,7 @@
 """The one module that knows connections and tool settings.
 
 Every tool gets the warehouse from here: dbt through ``PG*``/``DBT_ENV_SECRET_PGPASSWORD``
-variables read by ``dbt_project/profiles.yml``, dlt and GX through :func:`warehouse_url`,
+variables read by the generated profile (``elt.project``), dlt and GX through :func:`warehouse_url`,
 psql through ``PGPASSFILE``. With ``ELT_WAREHOUSE_URL`` set, that database is used and
 nothing local is started; otherwise the embedded PostgreSQL (``elt.warehouse``) is.
 """
@@ -140,8 +140,6 @@ def tool_homes() -> dict[str, str]:
         "PREFECT_HOME": str(state / "prefect"),
         "DLT_DATA_DIR": str(state / "dlt"),
         "DLT_PROJECT_DIR": str(paths.project_root()),
-        "DBT_PROFILES_DIR": str(paths.dbt_project_dir()),
-        "DBT_PROJECT_DIR": str(paths.dbt_project_dir()),
     }
     homes = {key: os.environ.get(key) or value for key, value in homes.items()}
     return {**_QUIET_TOOLS, **homes}

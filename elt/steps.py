@@ -8,16 +8,24 @@ add up to one run: the quality gate, for instance, reads the run's dbt results f
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from elt import dbt, notify, publish, runs
+from elt import dbt, notify, publish, runs, state
+from elt import project as dbt_project
 from elt.config import Pipeline, ProjectConfig
+from elt.marts import Mart, not_built, selected_marts
+from elt.project import DbtProject
+from elt.publish import PublishResult
+from elt.redact import redact
 from elt.spec import Step
 
+log = logging.getLogger(__name__)
 # what a step returns: the rows it handled (None: not a row count) and its detail record
 StepOutput = tuple[int | None, runs.Detail]
 
@@ -127,26 +135,39 @@ class StepRunner:
             raise StepError(f"{step.id}: no step runner for kind {step.kind!r}")
         return handlers[step.kind](step)
 
-    def _drop_staging_views(self) -> None:
-        """A full refresh makes dlt drop the raw tables, which dbt's staging views depend
-        on: drop those views first (the dbt build recreates them; marts stay published)."""
+    def _drop_views_on(self, raw_schema: str) -> None:
+        """A full refresh makes dlt drop the raw tables, which dbt's views depend on,
+        wherever the project puts them (``audit_staging``, the audit schema itself, a dev
+        schema): drop those views first (the dbt build recreates them; marts stay published)."""
         from psycopg2 import sql
 
-        from elt import settings
-
-        staging = f"{settings.dbt_schema()}_staging"
         with runs.connect(self.url) as conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(staging)))
+            cur.execute(
+                "select distinct view_ns.nspname, view.relname"
+                " from pg_depend dep"
+                " join pg_rewrite rule on rule.oid = dep.objid"
+                " join pg_class view on view.oid = rule.ev_class"
+                " join pg_namespace view_ns on view_ns.oid = view.relnamespace"
+                " join pg_class raw on raw.oid = dep.refobjid"
+                " join pg_namespace raw_ns on raw_ns.oid = raw.relnamespace"
+                " where raw_ns.nspname = %s and view.oid <> raw.oid"
+                " and view.relkind = 'v'",
+                (raw_schema,),
+            )
+            for schema, view in cur.fetchall():
+                cur.execute(
+                    sql.SQL("drop view if exists {} cascade").format(sql.Identifier(schema, view))
+                )
 
     def ingest(self, step: Step) -> StepOutput:
         """Load one source with dlt and record its loads."""
         from ingestion.runner import ingest
 
-        if self.full_refresh:
-            self._drop_staging_views()
         if step.source is None:
             raise StepError(f"{step.id}: an ingest step names no source")
         source = self.config.sources[step.source]
+        if self.full_refresh:
+            self._drop_views_on(source.dataset)
         outcome = ingest(
             source,
             full_refresh=self.full_refresh,
@@ -180,10 +201,19 @@ class StepRunner:
         built = outcome.count("model", "success")
         return built, {"models": built, "tests": outcome.count("test")}
 
+    @functools.cached_property
+    def project(self) -> DbtProject:
+        """The dbt project this pipeline builds (``dbt.project_dir``)."""
+        return dbt_project.of(self.config, self.pipe)
+
     def dbt_build(self, args: list[str]) -> dbt.DbtOutcome:
         """Run ``dbt build args`` in-process (an orchestrator may run it its own way)."""
         return dbt.invoke(
-            "build", args, quiet=self.progress is not None, on_node=self._dbt_progress()
+            "build",
+            args,
+            project=self.project,
+            quiet=self.progress is not None,
+            on_node=self._dbt_progress(),
         )
 
     def _dbt_progress(self) -> Callable[[str, str], None] | None:
@@ -221,16 +251,59 @@ class StepRunner:
         """The gate: closed when a dbt node of this run failed or was skipped, or a GX
         check of severity `fail` failed; `warn` checks are recorded and notified only."""
         close_gate_on_failed_nodes(self.url, self.result.run_id)
+        if self.pipe.publish == "write_audit_publish":
+            self._selected_marts_built()
         checks = self._check("audit")
         warned = len(self.result.dbt.warned) if self.result.dbt else 0
         warned += len(self.result.check_warnings)
         return checks, {"checks": checks, "warnings": warned}
 
+    @functools.cached_property
+    def marts(self) -> list[Mart]:
+        """The models this pipeline publishes (the rule in ``elt.marts``)."""
+        spec = self.pipe.dbt
+        return selected_marts(self.project, spec.select, spec.exclude)
+
+    def _selected_marts_built(self) -> None:
+        """Close the gate, by name, when a mart the selection publishes was not built."""
+        with runs.connect(self.url) as conn, conn.cursor() as cur:
+            cur.execute(
+                f"select unique_id from {runs.SCHEMA}.dbt_results"
+                " where run_id = %s and status = 'success'",
+                (self.result.run_id,),
+            )
+            built = [row[0] for row in cur.fetchall()]
+        missing = not_built(self.marts, built)
+        if missing:
+            raise StepError(
+                f"quality gate closed: selected mart(s) {', '.join(missing)} were not built"
+                " in this run; nothing was published"
+            )
+
     def publish(self, step: Step) -> StepOutput:
-        """Swap the audited marts into the published schema."""
-        published = publish.publish(self.url)
+        """Swap the pipeline's selected marts into the published schema."""
+        published = publish.publish(self.url, marts=self.marts)
         self.result.published = published.tables
-        return sum(published.tables.values()), {"tables": published.tables}
+        detail = {"tables": published.tables, "state_stored": self._store_state(published)}
+        return sum(published.tables.values()), detail
+
+    def _store_state(self, published: PublishResult) -> bool:
+        """Keep this build's manifest as the project's production state (``elt dev``/``elt
+        ci`` defer to it); a failure here is logged, never a failed publish."""
+        try:
+            return state.store(
+                self.url,
+                self.project,
+                pipeline=self.pipe.name,
+                run_id=self.result.run_id,
+                marts=self.marts,
+                published_schema=published.schema,
+            )
+        except Exception as exc:  # the marts are published; the state is a convenience
+            log.warning(
+                "could not store the dbt state of %s: %s", self.project.name, redact(str(exc))
+            )
+            return False
 
     def export(self, step: Step) -> StepOutput:
         """Write the pipeline's export models from the published schema to its lake as

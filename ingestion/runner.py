@@ -116,12 +116,15 @@ def ingest(
                     " schema and the pipeline's state"
                 )
                 pipeline = reset_source(pipeline, loader)
-            say(f"{source.name}: syncing state with the warehouse")
-            pipeline.sync_destination()
-            if not full_refresh and isinstance(source, SqlDatabaseSource):
-                grown = apply_drift(pipeline, source, loader, say)
-                if grown:  # read in full this once, for their new columns
-                    built = build_source(read_in_full(source, grown), data_interval=data_interval)
+            else:
+                say(f"{source.name}: syncing state with the warehouse")
+                pipeline.sync_destination()
+                if isinstance(source, SqlDatabaseSource):
+                    grown = apply_drift(pipeline, source, loader, say)
+                    if grown:  # read in full this once, for their new columns
+                        built = build_source(
+                            read_in_full(source, grown), data_interval=data_interval
+                        )
             keys = key_policies(source)
             _run(pipeline, built, result, keys=keys, full_refresh=full_refresh, say=say)
             if isinstance(source, SqlDatabaseSource):

@@ -24,18 +24,22 @@ console = Console()
 
 @app.command("parse-manifest")
 def parse_manifest_command() -> None:
-    """Run `dbt parse` into .elt/dbt/target: the manifest Cosmos renders DAGs from."""
-    from orchestration.airflow.manifest import ManifestError, parse_manifest
+    """Run `dbt parse` for each dbt project of the pipelines: the manifests Cosmos renders
+    DAGs from (under .elt/dbt/<project>/manifest)."""
+    from elt.project import DbtProjectError
+    from orchestration.airflow.manifest import ManifestError, parse_manifest, projects_of
 
     settings.load_local_env()
     try:
-        with console.status("dbt parse…"):
-            parsed = parse_manifest()
-    except ManifestError as exc:
+        for project in projects_of(load_config()):
+            with console.status(f"dbt parse {project.name}…"):
+                parsed = parse_manifest(project)
+            console.print(
+                f"[green]✓[/] {project.name}: {parsed.nodes} dbt nodes → {parsed.path}"
+                f" ({parsed.duration_s:.1f} s)"
+            )
+    except (ManifestError, DbtProjectError) as exc:
         raise fail(str(exc)) from None
-    console.print(
-        f"[green]✓[/] {parsed.nodes} dbt nodes → {parsed.path} ({parsed.duration_s:.1f} s)"
-    )
 
 
 @app.command("sync-pools")
@@ -126,8 +130,7 @@ def test_command(
     started = time.monotonic()
     with console.status("preparing Airflow and the dbt manifest…"):
         testing.migrate_metadata_db()
-        if not manifest.manifest_path().is_file() or manifest.stale_files():
-            manifest.parse_manifest()
+        manifest.parse_stale(config)
         bag = testing.load_dagbag()
     if bag.import_errors:
         raise fail("\n".join(str(e) for e in bag.import_errors.values()))

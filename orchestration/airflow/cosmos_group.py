@@ -37,21 +37,18 @@ import re
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from elt import paths
 from elt.config import Pipeline
+from elt.marts import is_published
+from elt.project import TARGET, DbtProject
 from orchestration.airflow import compat, manifest, tasks
 from orchestration.airflow.node_report import DbtNodeReport, node_converter
 
 GROUP_ID = tasks.GROUP_DBT
 PRODUCER_ID = f"{GROUP_ID}.{compat.PRODUCER_TASK}"
 NODE_TYPES = ("model", "seed", "snapshot", "test")
-_MART_MATERIALIZATIONS = ("table", "incremental")
 # dbt in a child process (default) or in the task's process: see the module docstring
 SUBPROCESS = os.environ.get("ELT_AIRFLOW_DBT_INVOCATION", "subprocess") != "dbt_runner"
 
@@ -73,22 +70,18 @@ class DbtGroup:
     group: Any
     producer: Any
     expected_nodes: tuple[str, ...]  # unique ids the gate expects a result for
-    marts: tuple[str, ...]  # models published by write-audit-publish
-
-
-@cache
-def _profile_names(project_dir: Path) -> tuple[str, str]:
-    """(profile, target) from ``dbt_project.yml`` and ``profiles.yml``."""
-    project = yaml.safe_load((project_dir / "dbt_project.yml").read_text())
-    profiles = yaml.safe_load((project_dir / "profiles.yml").read_text())
-    profile = project["profile"]
-    return profile, profiles[profile]["target"]
+    marts: tuple[str, ...]  # models published by write-audit-publish (elt.marts)
 
 
 def build_dbt_group(
-    pipe: Pipeline, *, pool: str | None, pool_slots: int = 1, timeout: timedelta | None
+    pipe: Pipeline,
+    project: DbtProject,
+    *,
+    pool: str | None,
+    pool_slots: int = 1,
+    timeout: timedelta | None,
 ) -> DbtGroup:
-    """Create the ``dbt`` task group of ``pipe`` in the DAG being defined."""
+    """Create the ``dbt`` task group of ``pipe`` (building ``project``) in the DAG."""
     from cosmos import (
         DbtResourceType,
         DbtTaskGroup,
@@ -103,20 +96,20 @@ def build_dbt_group(
     )
 
     logging.getLogger("cosmos.airflow.graph").addFilter(_NoUnitTestWarning())
-    project_dir = paths.dbt_project_dir()
-    profile, target = _profile_names(project_dir)
+    project_dir = project.path
     group = DbtTaskGroup(
         group_id=GROUP_ID,
         project_config=ProjectConfig(
             dbt_project_path=project_dir,
-            manifest_path=manifest.require_manifest(),
+            manifest_path=manifest.require_manifest(project),
             install_dbt_deps=False,
             partial_parse=True,
         ),
+        # the platform's generated profile, under the project's own profile name
         profile_config=ProfileConfig(
-            profile_name=profile,
-            target_name=target,
-            profiles_yml_filepath=project_dir / "profiles.yml",
+            profile_name=project.profile,
+            target_name=TARGET,
+            profiles_yml_filepath=project.profiles_file(),
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
@@ -225,13 +218,12 @@ def _expected(nodes: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _marts(nodes: dict[str, Any]) -> tuple[str, ...]:
-    """Models built into the audit schema itself (``+schema: target``) as tables."""
+    """Models the pipeline publishes (the rule of ``elt.marts``), by relation name."""
     return tuple(
         sorted(
-            uid.split(".")[-1]
+            node.config.get("alias") or uid.split(".")[-1]
             for uid, node in nodes.items()
             if node.resource_type.value == "model"
-            and node.config.get("schema") == "target"
-            and node.config.get("materialized") in _MART_MATERIALIZATIONS
+            and is_published(node.config, node.tags, str(node.original_file_path))
         )
     )

@@ -21,8 +21,10 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset, TaskGroup
 
 from elt import config as elt_config
+from elt import project as dbt_project
 from elt import settings
 from elt.config import Pipeline, ProjectConfig
+from elt.project import DbtProjectError
 from elt.spec import Plan, Step, plan
 from orchestration.airflow import cosmos_group, manifest, tasks
 from orchestration.airflow.notifier import EltRunNotifier
@@ -112,15 +114,15 @@ def build_dag(config: ProjectConfig, pipe: Pipeline) -> DAG:
         on_success_callback=notifier,
         on_failure_callback=notifier,
     ) as dag:
-        _add_tasks(pipe, the_plan)
+        _add_tasks(config, pipe, the_plan)
     return dag
 
 
 class _StepTasks:
     """Builds the Airflow task (or task group) of each plan step, by kind."""
 
-    def __init__(self, pipe: Pipeline):
-        self.pipe = pipe
+    def __init__(self, pipe: Pipeline, config: ProjectConfig | None = None):
+        self.pipe, self.config = pipe, config
         self.marts: tuple[str, ...] = ()
         self.expected: tuple[str, ...] = ()
         self.ingest_group: TaskGroup | None = None
@@ -149,7 +151,11 @@ class _StepTasks:
 
     def _transform(self, step: Step) -> Any:
         dbt = cosmos_group.build_dbt_group(
-            self.pipe, pool=step.pool, pool_slots=step.pool_slots, timeout=step.timeout
+            self.pipe,
+            dbt_project.of(self.config, self.pipe),
+            pool=step.pool,
+            pool_slots=step.pool_slots,
+            timeout=step.timeout,
         )
         self.marts, self.expected = dbt.marts, dbt.expected_nodes
         return dbt.group
@@ -164,7 +170,7 @@ class _StepTasks:
         return _python_task(step, tasks.run_step, self.pipe.name, outlets=outlets)
 
 
-def _add_tasks(pipe: Pipeline, the_plan: Plan) -> None:
+def _add_tasks(config: ProjectConfig, pipe: Pipeline, the_plan: Plan) -> None:
     """One task (or task group) per plan step, wired by the plan's own dependencies."""
     start = PythonOperator(
         task_id="start_run",
@@ -173,7 +179,7 @@ def _add_tasks(pipe: Pipeline, the_plan: Plan) -> None:
         retries=pipe.retries.count,
         retry_delay=pipe.retries.delay,
     )
-    builder = _StepTasks(pipe)
+    builder = _StepTasks(pipe, config)
     built: dict[str, Any] = {}
     for step in the_plan.steps:  # plan order: a step's upstream steps are built before it
         built[step.id] = builder.build(step)
@@ -199,13 +205,17 @@ def load_dags() -> dict[str, DAG]:
     """What the DAG file exposes; any problem becomes one :class:`PipelinesConfigError`."""
     try:
         config = elt_config.load()
-        path = manifest.require_manifest()
-    except (elt_config.ConfigError, manifest.ManifestError) as error:
+        projects = manifest.projects_of(config)
+        for project in projects:
+            manifest.require_manifest(project)
+    except (elt_config.ConfigError, manifest.ManifestError, DbtProjectError) as error:
         raise PipelinesConfigError(str(error)) from None
-    stale = manifest.stale_files(path)
-    if stale:
-        log.warning(
-            "the dbt manifest is older than %s: run `elt airflow parse-manifest`",
-            ", ".join(str(p) for p in stale),
-        )
+    for project in projects:
+        stale = manifest.stale_files(project)
+        if stale:
+            log.warning(
+                "the dbt manifest of %s does not match %s: run `elt airflow parse-manifest`",
+                project.name,
+                ", ".join(stale),
+            )
     return build_dags(config)

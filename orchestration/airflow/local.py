@@ -138,9 +138,11 @@ def prepare(port: int, progress=print) -> dict[str, str]:
     _run(["db", "migrate"], env, "airflow db migrate")
     os.environ.update(env)  # this process now talks to that database too (pools)
     progress("syncing pools…")
-    pools.sync_pools(elt_config.load())
-    progress("building the dbt manifest (dbt parse)…")
-    manifest.parse_manifest()
+    config = elt_config.load()
+    pools.sync_pools(config)
+    progress("building the dbt manifests (dbt parse)…")
+    for project in manifest.projects_of(config):
+        manifest.parse_manifest(project)
     return env
 
 

@@ -99,13 +99,17 @@ def judge(results: list[runs.DbtResultRecord]) -> None:
 
 
 def _rerun(task: Any, context: dict[str, Any]) -> list:
+    from elt import config as elt_config
     from elt import dbt
+    from elt import project as dbt_project
 
     args = ["--select", node_name(task.model_unique_id)]
     if task.full_refresh and task.command != "test":
         args.append("--full-refresh")
     log.info("cleared: re-running `dbt %s %s`", task.command, " ".join(args))
-    outcome = dbt.invoke(task.command, args)
+    config = elt_config.load()
+    pipeline_project = dbt_project.of(config, config.pipeline(context["ti"].dag_id))
+    outcome = dbt.invoke(task.command, args, project=pipeline_project)
     tasks.record_dbt_invocation(context, outcome.results, error=outcome.error)
     if outcome.error and not outcome.results:
         raise StepError(f"dbt {task.command} could not run: {outcome.error}")

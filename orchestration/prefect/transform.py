@@ -14,9 +14,10 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from elt import dbt, paths, settings
+from elt import project as dbt_project
+from elt.project import DbtProject
 from elt.steps import StepError, StepRunner
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,11 @@ class DbtOptions:
     # node task runs share the dbt_build task's context (node_tasks.py): a third of the CPU
     # and memory of prefect-dbt's own way, which rebuilds Prefect's settings per node
     share_context: bool = True
-    project_dir: Path | None = None
 
 
-def invoke_build(args: Sequence[str], options: DbtOptions) -> dbt.DbtOutcome:
+def invoke_build(
+    args: Sequence[str], options: DbtOptions, project: DbtProject | None = None
+) -> dbt.DbtOutcome:
     """Run ``dbt build <args>`` with per-node task runs; returns every node's result.
 
     Raises :class:`StepError` when dbt could not run at all (bad project, no connection):
@@ -51,11 +53,14 @@ def invoke_build(args: Sequence[str], options: DbtOptions) -> dbt.DbtOutcome:
     from orchestration.prefect.node_tasks import runner_class
 
     settings.apply_tool_env()
-    project = options.project_dir or paths.dbt_project_dir()
+    project = project or dbt_project.of()
     runner_type = runner_class() if options.share_context else PrefectDbtRunner
     runner = runner_type(
         settings=PrefectDbtSettings(
-            project_dir=project, profiles_dir=project, log_level=EventLevel(options.log_level)
+            project_dir=project.path,
+            profiles_dir=project.profiles_dir(),  # the generated profile (elt.project)
+            target_path=project.target_dir(),
+            log_level=EventLevel(options.log_level),
         ),
         raise_on_failure=False,  # the quality gate decides, from every node's status
         disable_assets=not options.assets,
@@ -109,4 +114,4 @@ class PrefectStepRunner(StepRunner):
 
     def dbt_build(self, args: list[str]) -> dbt.DbtOutcome:
         """``dbt build`` through prefect-dbt: a task run and events per node."""
-        return invoke_build(args, self.dbt_options)
+        return invoke_build(args, self.dbt_options, self.project)

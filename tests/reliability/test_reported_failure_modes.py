@@ -168,7 +168,7 @@ def test_a_skipped_dbt_node_closes_the_gate(pg):
     config = load()
     pipeline = next(iter(config.pipelines))
     run_id = runs.new_run_id(pipeline)
-    runs.start_run(url, run_id, pipeline, "prefect")
+    runs.open_run(url, run_id, pipeline, "prefect", reopen=False)
     runs.record_dbt_results(
         url,
         run_id,

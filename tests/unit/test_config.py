@@ -480,7 +480,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "pipelines.p.publish: 'yes' is not allowed: use one of 'write_audit_publish' or 'none'",
         "pipelines.p.export.models: must not be empty",
         "pools.database: pool 'database' needs at least 1 slot",
-        "extra: unknown key 'extra' (hint: allowed keys: pipelines, pools, sources, version)",
+        "extra: unknown key 'extra' (hint: allowed keys: dbt, pipelines, pools, sources, version)",
         "version: unsupported version 2 (hint: this elt reads version: 1)",
     ):
         assert expected in joined

@@ -113,12 +113,12 @@ def test_csv_files_the_fast_path_would_change_are_read_as_dicts(tmp_path):
     assert items and all(isinstance(item, dict) for item in items)
 
 
-def test_a_csv_file_without_its_key_column_is_malformed(tmp_path):
+def test_a_csv_file_without_its_key_column_is_named_with_its_header(tmp_path):
     (tmp_path / "a.csv").write_bytes(b"name\na\n")
     listing = filesystem(bucket_url=tmp_path.as_uri(), file_glob="*.csv")
     reader = file_reader("csv", table="t", primary_key=["id"])
 
-    with pytest.raises(Exception, match=r"no primary key column\(s\) id \(header: name\)"):
+    with pytest.raises(Exception, match=r"a\.csv: no primary key column\(s\) id \(header: name\)"):
         list(listing | reader)
 
 
