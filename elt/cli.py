@@ -230,7 +230,7 @@ def _revive_demo_sources(config: ProjectConfig, source_names: list[str]) -> None
     from elt.config import MissingEnvError, RestApiSource, resolve_env
     from elt.demo.background import ApiStartError
 
-    urls: list[str | None] = []
+    urls = []
     for name in source_names:
         source = config.sources.get(name)
         if isinstance(source, RestApiSource):
@@ -391,7 +391,6 @@ def run(
     if pipeline not in config.pipelines:
         raise fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
     order = [*upstream_pipelines(config, pipeline), pipeline] if with_upstream else [pipeline]
-    _revive_demo_sources(config, [s for name in order for s in config.pipelines[name].sources])
     _stop_on_sigterm()
     _revive_demo_sources(config, [s for name in order for s in config.pipelines[name].sources])
     for name in order:
