@@ -63,7 +63,8 @@ class _Loadable(Strict):
     deleted from the raw table (dlt's hard_delete hint; merge only)."""
     duplicates: Literal["fail", "warn"] = "warn"
     """A primary key seen more than once in one batch (merge would keep one row of each): fail
-    the ingest, or warn and load one version; the message gives the count and examples."""
+    the ingest, or warn and load one version; the message gives the count and examples.
+    Checked for rows loaded as Parquet (database tables, CSV and Parquet files), not REST rows."""
 
     @property
     def disposition(self) -> Disposition:
