@@ -339,12 +339,20 @@ class StepRunner:
         return sum(exported.rows.values()), detail
 
     def notify(self, step: Step) -> StepOutput:
-        """Send the run report to the pipeline's notify URLs for the events it asks for."""
+        """Send the run report to the pipeline's notify URLs for the events it asks for, then
+        emit the run's lineage events. The alert goes first and a lineage failure is only
+        logged: a run that lost its warehouse still alerts from memory."""
+        report = self.result.report()
+        sent = 0
+        if report.event in self.pipe.notify.on:
+            sent = notify.send(self.pipe.notify.urls, report)
+        return 0, {"sent": sent, "event": report.event, "lineage_events": self._lineage()}
+
+    def _lineage(self) -> int:
         from elt.lineage import emit_run_events
 
-        events = emit_run_events(self.config, self.pipe, self.result.run_id, self.url)
-        report = self.result.report()
-        if report.event not in self.pipe.notify.on:
-            return 0, {"sent": 0, "event": report.event, "lineage_events": events}
-        sent = notify.send(self.pipe.notify.urls, report)
-        return 0, {"sent": sent, "event": report.event, "lineage_events": events}
+        try:
+            return emit_run_events(self.config, self.pipe, self.result.run_id, self.url)
+        except Exception as exc:  # lineage is a by-product: it never costs the run its alert
+            log.warning("could not emit the run's lineage events: %s", redact(str(exc)))
+            return 0
