@@ -40,7 +40,12 @@ def kill_when(process: subprocess.Popen, ready: Callable[[], bool], deadline_s: 
     fails when the process ends first or the moment never comes."""
     deadline = time.monotonic() + deadline_s
     while not ready():
-        assert process.poll() is None, "the process finished before it could be killed"
+        if process.poll() is not None:
+            said = process.stdout.read() if process.stdout else ""
+            raise AssertionError(
+                f"the process finished (exit {process.returncode}) before it could be killed:"
+                f" {said[-2000:]}"
+            )
         assert time.monotonic() < deadline, "the moment to kill never came"
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
