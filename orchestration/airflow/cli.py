@@ -55,20 +55,22 @@ def parse_manifest_command() -> None:
 
 @app.command("sync-pools")
 def sync_pools_command() -> None:
-    """Create or update Airflow pools from `pools:` in pipelines.yml."""
-    import os
+    """Create or update Airflow pools from `pools:` in pipelines.yml.
 
+    Writes to the metadata database AIRFLOW__DATABASE__SQL_ALCHEMY_CONN names (the Helm
+    chart's scheduler init container); without it, to the local one on the warehouse.
+    """
     from orchestration.airflow import environment, pools
 
     config = _config()
-    conn = settings.warehouse()
-    environment.ensure_metadata_database(conn)
-    os.environ.update(environment.base_env())
-    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = environment.metadata_url(conn)
+    environment.use_metadata_database()
     try:
         synced = pools.sync_pools(config)
     except Exception as exc:  # an unmigrated database: say what to do
-        raise _fail(f"could not sync pools ({exc}); run `elt airflow up` once first") from None
+        raise _fail(
+            f"could not sync pools into Airflow's metadata database ({exc}); migrate it first"
+            " (`airflow db migrate`; locally `elt airflow up` does it)"
+        ) from None
     table = Table(title="Airflow pools")
     table.add_column("pool")
     table.add_column("slots", justify="right")

@@ -15,6 +15,7 @@ from pathlib import Path
 from elt import paths, settings
 
 METADATA_DATABASE = "airflow"
+SQL_ALCHEMY_CONN = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
 DAGS_FOLDER = Path(__file__).resolve().parent / "dags"
 
 # Cosmos: cache under .elt (from tool_homes), no telemetry, no dbt ls at parse time.
@@ -58,6 +59,21 @@ def metadata_url(conn: settings.Connection | None = None) -> str:
     """SQLAlchemy URL of Airflow's metadata database ``airflow`` on the warehouse server."""
     conn = conn or settings.warehouse()
     return conn.url(METADATA_DATABASE, driver="postgresql+psycopg2")
+
+
+def use_metadata_database() -> None:
+    """Point this process at Airflow's metadata database before Airflow is imported.
+
+    The database the environment names wins (``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` or its
+    ``_CMD``/``_SECRET`` forms, as the Helm chart gives its containers): nothing local is
+    started then. Without it, the local one: database ``airflow`` on the (embedded) warehouse.
+    """
+    apply_base_env()
+    if any(key.startswith(SQL_ALCHEMY_CONN) for key in os.environ):
+        return
+    conn = settings.warehouse()
+    ensure_metadata_database(conn)
+    os.environ[SQL_ALCHEMY_CONN] = metadata_url(conn)
 
 
 def ensure_metadata_database(conn: settings.Connection) -> None:
