@@ -82,14 +82,27 @@ def sync_pools_command() -> None:
 @app.command()
 def up(
     port: Annotated[int, typer.Option(help="UI/API port on 127.0.0.1.")] = 8080,
+    executor: Annotated[
+        str,
+        typer.Option(help="local (tasks in the scheduler) or celery (Redis + Celery workers)."),
+    ] = "local",
+    workers: Annotated[int, typer.Option(help="Celery workers, each in its own empty folder.")] = 2,
 ) -> None:
-    """Start Airflow locally: api-server (UI on 127.0.0.1), scheduler, dag-processor."""
+    """Start Airflow locally: api-server (UI on 127.0.0.1), scheduler, dag-processor.
+
+    With `--executor celery`, also a Redis broker on 127.0.0.1 and `--workers` Celery workers.
+    """
     from orchestration.airflow import local
 
     settings.load_local_env()
     _config()
     try:
-        url = local.up(port, progress=lambda message: console.print(f"[cyan]→[/] {message}"))
+        url = local.up(
+            port,
+            progress=lambda message: console.print(f"[cyan]→[/] {message}"),
+            executor=executor,
+            workers=workers,
+        )
     except local.AirflowLocalError as exc:
         raise _fail(str(exc)) from None
     console.print(f"[green]Airflow up[/] {url}  (logs: {local.log_dir()})")

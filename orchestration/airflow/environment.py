@@ -91,6 +91,16 @@ def ensure_metadata_database(conn: settings.Connection) -> None:
         admin.close()
 
 
+def worker_hostname() -> str:
+    """``TaskInstance.hostname`` (Airflow's ``hostname_callable``): ``<worker>@<host>`` in a
+    local Celery worker, so the workers of one machine can be told apart; else the host."""
+    import socket
+
+    name = os.environ.get("ELT_WORKER_NAME")
+    host = socket.getfqdn()
+    return f"{name}@{host}" if name else host
+
+
 def jwt_secret() -> str:
     """The secret the api-server and the workers share to sign task tokens (0600 file)."""
     path = airflow_home() / "jwt_secret"

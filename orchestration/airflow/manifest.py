@@ -8,6 +8,7 @@ files so the warning says what to re-run.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,10 @@ def target_dir() -> Path:
 
 
 def manifest_path() -> Path:
-    """Where the manifest lives."""
-    return target_dir() / "manifest.json"
+    """Where the manifest is read from: ``ELT_DBT_MANIFEST`` (the one built into the image,
+    or the one ``elt airflow up`` built for its Celery workers), else :func:`target_dir`'s."""
+    override = os.environ.get("ELT_DBT_MANIFEST")
+    return Path(override) if override else target_dir() / "manifest.json"
 
 
 def parse_manifest() -> ParsedManifest:
@@ -47,7 +50,7 @@ def parse_manifest() -> ParsedManifest:
 
     started = time.monotonic()
     outcome = dbt.invoke("parse", target_path=target_dir())
-    path = manifest_path()
+    path = target_dir() / "manifest.json"
     if not outcome.success or not path.is_file():
         raise ManifestError(
             f"dbt parse failed for {paths.dbt_project_dir()}: {outcome.error or 'see the dbt log'}"
