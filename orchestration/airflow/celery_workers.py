@@ -2,13 +2,11 @@
 nothing on disk.
 
 Each worker gets its own working folder ``.elt/airflow/workers/<name>/`` with an empty scratch
-``ELT_HOME`` (recreated at every start), so a task can only get what an earlier task produced
-from the warehouse, the Airflow metadata database or the project itself — as in a fresh pod
-under the KubernetesExecutor. What a worker reads from the project is what an image carries:
-the code, ``pipelines.yml``, the dbt project and the dbt manifest built by ``elt airflow up``
-(``ELT_DBT_MANIFEST``), and a private copy of the GX project (as the Helm chart's
-``seed-state`` init container makes). Connections come from the environment only:
-``ELT_WAREHOUSE_URL`` and, under the least-privilege roles, ``ELT_LOADER_URL``.
+``ELT_HOME`` recreated at every start (:mod:`elt.scratch`), so a task can only get what an
+earlier task produced from the warehouse, the Airflow metadata database or the project itself,
+as in a fresh pod under the KubernetesExecutor. What a worker reads from the project is what
+an image carries: the code, ``pipelines.yml``, the dbt project and the dbt manifest built by
+``elt airflow up`` (``ELT_DBT_MANIFEST``). Connections come from the environment only.
 
 Plain data and files here, no Airflow import.
 """
@@ -17,11 +15,10 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import socket
 from pathlib import Path
 
-from elt import paths, roles, settings
+from elt import scratch, settings
 from orchestration.airflow import environment
 
 BROKER_DATABASE = 0
@@ -89,34 +86,12 @@ def worker_env(server_env: dict[str, str], name: str, conn: settings.Connection)
     from orchestration.airflow import manifest
 
     folder = workers_dir() / name
-    shutil.rmtree(folder, ignore_errors=True)
-    home = folder / "home"
-    home.mkdir(parents=True)
-    gx_copy = home / "expectations"
-    shutil.copytree(paths.expectations_dir(), gx_copy, ignore=shutil.ignore_patterns("uncommitted"))
-    env = {key: value for key, value in server_env.items() if key != "PGPASSFILE"}
-    env.update(
-        {
-            "ELT_HOME": str(home),
-            "ELT_WORKER_NAME": name,
-            "ELT_WAREHOUSE_URL": conn.url(),
-            "ELT_DBT_MANIFEST": str(manifest.manifest_path()),
-            "ELT_GX_DIR": str(gx_copy),
-            "AIRFLOW_HOME": str(folder / "airflow"),
-            # task logs where the api-server reads them (logs are never read by tasks)
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(environment.airflow_home() / "logs"),
-            "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
-            "DLT_DATA_DIR": str(home / "dlt"),
-            "PREFECT_HOME": str(home / "prefect"),
-        }
-    )
-    env.update(_role_env(conn))
-    return env
-
-
-def _role_env(conn: settings.Connection) -> dict[str, str]:
-    """Run under the least-privilege roles exactly when this machine's runs do; the loader's
-    login travels as a URL because the worker has no password files."""
-    if not roles.in_use():
-        return {"ELT_ROLES": "off"}
-    return {"ELT_ROLES": "on", "ELT_LOADER_URL": roles.role_connection(roles.LOADER, conn).url()}
+    return {
+        **scratch.without_machine_state(server_env),
+        **scratch.worker_env(folder, conn),
+        "ELT_WORKER_NAME": name,
+        "ELT_DBT_MANIFEST": str(manifest.manifest_path()),
+        "AIRFLOW_HOME": str(folder / "airflow"),
+        # task logs where the api-server reads them (logs are never read by tasks)
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(environment.airflow_home() / "logs"),
+    }

@@ -8,6 +8,7 @@ stays fast and Prefect's home stays under ``.elt/``.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -267,10 +268,11 @@ def run(
 # -- local server and worker --------------------------------------------------------------
 
 
-def _exec(args: list[str]) -> None:
+def _exec(args: list[str], env: dict[str, str] | None = None) -> None:
     prepare()
     executable = str(Path(sys.executable).with_name("prefect"))
-    os.execv(executable, [executable, *args])  # noqa: S606 - replaces this process by design
+    # replaces this process by design
+    os.execve(executable, [executable, *args], env or dict(os.environ))  # noqa: S606
 
 
 @app.command()
@@ -287,10 +289,37 @@ def server(
 @app.command()
 def worker(
     target: Annotated[str, typer.Option(help="local (process pool).")] = "local",
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Worker name; runs its flow runs with an empty state folder of its own"
+            " (.elt/prefect/workers/NAME), as on another machine."
+        ),
+    ] = None,
 ) -> None:
-    """Start a worker that runs the `local` deployments (process work pool elt-local)."""
+    """Start a worker that runs the `local` deployments (process work pool elt-local).
+
+    Start several with different --name values to spread flow runs over them; the pools'
+    concurrency limits hold across all of them (they live on the server).
+    """
     if target != "local":
         raise _fail("only the local process pool has a worker here; Kubernetes runs its own")
-    _require_server()
+    _config()  # validated, and the local source settings loaded for the flow runs
+    url = _require_server()
     _ensure_work_pool("local")
-    _exec(["worker", "start", "--pool", deployments.LOCAL_POOL, "--type", "process"])
+    args = ["worker", "start", "--pool", deployments.LOCAL_POOL, "--type", "process"]
+    if name is None:
+        _exec(args)
+        return
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        raise _fail(f"--name {name!r}: use letters, digits, '-' or '_' (it names a folder)")
+    from elt import scratch
+
+    folder = paths.state_dir() / "prefect" / "workers" / name
+    env = {
+        **scratch.without_machine_state(dict(os.environ)),
+        **scratch.worker_env(folder, settings.warehouse()),
+        "PREFECT_API_URL": url,  # the scratch PREFECT_HOME has no profile naming it
+    }
+    os.chdir(folder)
+    _exec([*args, "--name", name], env)
