@@ -30,6 +30,9 @@ _AIRFLOW = {
     "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
     "AIRFLOW__CORE__DAG_FILE_PROCESSOR_TIMEOUT": "180",
     "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+    # a cron schedule's run covers [previous tick, tick): the data interval its ingest reads
+    # (Airflow 3's default runs at a point in time, with an empty interval)
+    "AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS": "True",
 }
 
 

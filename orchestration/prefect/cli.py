@@ -265,6 +265,63 @@ def run(
     )
 
 
+@app.command()
+def backfill(
+    pipeline: Annotated[str, typer.Argument(help="Pipeline to backfill.")],
+    from_date: Annotated[
+        str, typer.Option("--from", help="First interval's start (YYYY-MM-DD), inclusive.")
+    ],
+    to_date: Annotated[
+        str, typer.Option("--to", help="Last interval's start (YYYY-MM-DD), inclusive.")
+    ],
+    target: Annotated[str, typer.Option(help="Deployment to run: local or kubernetes.")] = "local",
+) -> None:
+    """One flow run per scheduled data interval from --from to --to, through the deployment.
+
+    Each run gets its interval as parameters, so its ingest reads only that window from
+    sources with a cursor; the deployment's run limit queues them (workers run them).
+    """
+    import datetime as dt
+
+    from orchestration.prefect import schedules
+
+    config = _config()
+    _pipelines(config, [pipeline])
+    try:
+        first = dt.datetime.fromisoformat(from_date).replace(tzinfo=dt.UTC)
+        last = dt.datetime.fromisoformat(to_date).replace(tzinfo=dt.UTC)
+    except ValueError as exc:
+        raise _fail(f"--from/--to must be dates like 2026-01-31 ({exc})", 2) from None
+    wanted = schedules.intervals(config.pipelines[pipeline].schedule, first, last)
+    if not wanted:
+        raise _fail(
+            f"pipelines.{pipeline}: no scheduled interval starts in {from_date} … {to_date}"
+        )
+    _require_server()
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(f"{pipeline}/{target}")
+        except ObjectNotFound:
+            raise _fail(
+                f"no deployment {pipeline}/{target}: run `elt prefect deploy` first"
+            ) from None
+        for start, end in wanted:
+            client.create_flow_run_from_deployment(
+                deployment.id,
+                parameters={
+                    "data_interval_start": start.isoformat(),
+                    "data_interval_end": end.isoformat(),
+                },
+                name=f"backfill-{start:%Y-%m-%dT%H%M}",
+                tags=["backfill"],
+            )
+            console.print(f"[green]✓[/] {pipeline}: {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}")
+    console.print(f"{len(wanted)} flow run(s) queued on deployment {pipeline}/{target}")
+
+
 # -- local server and worker --------------------------------------------------------------
 
 

@@ -64,3 +64,14 @@ class AirflowApi:
         quoted = urllib.parse.quote(run_id, safe="")
         path = f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances?limit=1000"
         return self.call("GET", path)["task_instances"]
+
+    def wait_for_backfills(self, dag_id: str, count: int, timeout_s: float) -> list[dict]:
+        """Until ``count`` backfills of ``dag_id`` exist and all have completed."""
+        deadline = time.monotonic() + timeout_s
+        found: list[dict] = []
+        while time.monotonic() < deadline:
+            found = self.call("GET", f"/backfills?dag_id={dag_id}")["backfills"]
+            if len(found) >= count and all(b["completed_at"] for b in found):
+                return found
+            time.sleep(3)
+        raise AssertionError(f"{dag_id}: backfills not completed in {timeout_s} s: {found}")

@@ -20,7 +20,14 @@ import pytest
 from typer.testing import CliRunner
 
 from elt import paths
-from tests.helpers.orchestrators import isolated_env, project_document, query
+from tests.helpers.orchestrators import (
+    busy_days,
+    day_loads,
+    isolated_env,
+    orders_on,
+    project_document,
+    query,
+)
 from tests.helpers.prefect_api import (
     PrefectEnv,
     prefect_client_of,
@@ -57,6 +64,8 @@ def _test_config() -> dict:
         TWEETS: _one_source("social", "stg_social__tweets"),
     }
     document["pools"] = {**document["pools"], "database": 1}
+    # backfill windows must not overlap to tell the loads apart
+    document["sources"]["shop"]["tables"]["orders"].pop("lookback", None)
     return document
 
 
@@ -226,3 +235,32 @@ def test_a_scheduled_run_fires_and_completes_on_a_worker(env: PrefectEnv, worker
     # it ran in a worker's own folder, never in the test's state folder
     assert not (env.home / "dlt").exists()
     assert any((paths.state_dir() / "prefect" / "workers" / w / "home").is_dir() for w in WORKERS)
+
+
+def test_backfill_runs_one_flow_run_per_interval_reading_only_its_window(env: PrefectEnv, workers):
+    days = busy_days(env.shop_url)
+    command = [sys.executable, "-c", "from elt.cli import app; app()", "prefect", "backfill"]
+    done = subprocess.run(
+        [*command, FULL, "--from", days[0].isoformat(), "--to", days[2].isoformat()],
+        cwd=paths.project_root(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 flow run(s) queued on deployment jaffle_daily/local" in done.stdout
+    body = {"flow_runs": {"tags": {"all_": ["backfill"]}}, "limit": 10}
+    run_ids = [r["id"] for r in env.api("/flow_runs/filter", body)]
+    assert len(run_ids) == 3
+    runs = _wait_final(env, run_ids)
+    assert {r["state_type"] for r in runs} == {"COMPLETED"}, runs
+    assert sorted(r["parameters"]["data_interval_start"][:10] for r in runs) == [
+        d.isoformat() for d in days
+    ]
+    loads = day_loads(env.warehouse_url, days)  # one load per day, holding only that day
+    assert len(set(loads.values())) == 3
+    for day in days:
+        assert orders_on(env.warehouse_url, "raw_shop.orders", day) == orders_on(
+            env.shop_url, "orders", day
+        )
