@@ -133,6 +133,7 @@ def backfill(
         raise _fail(f"airflow backfill create failed:\n{(done.stdout + done.stderr)[-2000:]}")
     console.print(f"[green]backfill of {pipeline} created[/] for {start} … {end}:")
     console.print(done.stdout.strip()[-2000:], highlight=False, markup=False)
+    console.print(f"its runs start once the DAG is unpaused (`airflow dags unpause {pipeline}`)")
 
 
 @app.command()
