@@ -7,14 +7,10 @@ changes nothing in the raw tables or the marts.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
-from elt import paths
 from tests.helpers.airflow_api import AirflowApi
 from tests.helpers.orchestrators import (
     busy_days,
@@ -24,6 +20,7 @@ from tests.helpers.orchestrators import (
     project_document,
     query,
 )
+from tests.helpers.process_env import elt_command, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +36,6 @@ ORDERS_FINGERPRINT = """
         from analytics.orders as o
     ) as rows_
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +64,7 @@ def airflow_up(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
         from orchestration.airflow import local
 
         try:
-            url = local.up(_free_port(), progress=lambda _: None)
+            url = local.up(free_port(), progress=lambda _: None)
             api = AirflowApi(url)
             api.wait_for_dag(PIPELINE, PARSE_TIMEOUT_S)
             yield env, api
@@ -82,16 +73,7 @@ def airflow_up(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
 
 
 def _backfill(*args: str) -> str:
-    command = [sys.executable, "-c", "from elt.cli import app; app()", "airflow", "backfill"]
-    done = subprocess.run(
-        [*command, PIPELINE, *args],
-        cwd=paths.project_root(),
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = elt_command("airflow", "backfill", PIPELINE, *args)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -129,15 +111,6 @@ def test_backfill_loads_each_interval_exactly_and_a_rerun_changes_nothing(airflo
 
 
 def test_backfill_of_an_unknown_pipeline_names_the_known_ones(airflow_up):
-    command = [sys.executable, "-c", "from elt.cli import app; app()", "airflow", "backfill"]
-    done = subprocess.run(
-        [*command, "nope", "--from", "2026-01-01", "--to", "2026-01-02"],
-        cwd=paths.project_root(),
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = elt_command("airflow", "backfill", "nope", "--from", "2026-01-01", "--to", "2026-01-02")
     assert done.returncode == 1
     assert "unknown pipeline 'nope'; known: jaffle_daily" in done.stderr

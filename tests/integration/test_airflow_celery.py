@@ -11,7 +11,6 @@ run can only succeed if no task read a file another task wrote.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 
 from tests.helpers.airflow_api import AirflowApi
 from tests.helpers.orchestrators import isolated_env, project_document, query
+from tests.helpers.process_env import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +47,6 @@ def task_policy(task):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def celery_airflow(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     """The demo sources, then `elt airflow up --executor celery` (in this process); every
@@ -78,7 +72,7 @@ def celery_airflow(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
         from orchestration.airflow import local
 
         try:
-            url = local.up(_free_port(), progress=lambda _: None, executor="celery", workers=2)
+            url = local.up(free_port(), progress=lambda _: None, executor="celery", workers=2)
             yield env, url, local.services()
         finally:
             started = [s for s in local.services() if s.pid]

@@ -35,6 +35,7 @@ from tests.helpers.prefect_api import (
     settled_task_runs,
     task_runs_of,
 )
+from tests.helpers.process_env import elt_command
 
 pytestmark = pytest.mark.integration
 
@@ -239,14 +240,8 @@ def test_a_scheduled_run_fires_and_completes_on_a_worker(env: PrefectEnv, worker
 
 def test_backfill_runs_one_flow_run_per_interval_reading_only_its_window(env: PrefectEnv, workers):
     days = busy_days(env.shop_url)
-    command = [sys.executable, "-c", "from elt.cli import app; app()", "prefect", "backfill"]
-    done = subprocess.run(
-        [*command, FULL, "--from", days[0].isoformat(), "--to", days[2].isoformat()],
-        cwd=paths.project_root(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = elt_command(
+        "prefect", "backfill", FULL, "--from", days[0].isoformat(), "--to", days[2].isoformat()
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 flow run(s) queued on deployment jaffle_daily/local" in done.stdout
