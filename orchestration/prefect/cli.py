@@ -32,6 +32,7 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 DEPLOY_TIMEOUT_S = 600
+MAX_BACKFILL_RUNS = 400  # a year of daily runs; a typo in --from must not queue thousands
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:

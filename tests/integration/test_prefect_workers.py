@@ -51,7 +51,8 @@ FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 def _test_config() -> dict:
-    """jaffle_daily every minute; two one-source pipelines by hand; one `database` slot."""
+    """jaffle_daily every minute; two one-source pipelines (orders_check daily, for the
+    backfill); one `database` slot."""
     document = project_document()
     full = document["pipelines"][FULL]
     full.update(
@@ -61,7 +62,7 @@ def _test_config() -> dict:
     )
     document["pipelines"] = {
         FULL: full,
-        ORDERS: _one_source("shop", "stg_shop__orders"),
+        ORDERS: {**_one_source("shop", "stg_shop__orders"), "schedule": "@daily"},
         TWEETS: _one_source("social", "stg_social__tweets"),
     }
     document["pools"] = {**document["pools"], "database": 1}
@@ -240,11 +241,17 @@ def test_a_scheduled_run_fires_and_completes_on_a_worker(env: PrefectEnv, worker
 
 def test_backfill_runs_one_flow_run_per_interval_reading_only_its_window(env: PrefectEnv, workers):
     days = busy_days(env.shop_url)
+    # a minute schedule would make thousands of intervals: refused
+    too_many = elt_command(
+        "prefect", "backfill", FULL, "--from", "2018-01-01", "--to", "2018-01-09"
+    )
+    assert too_many.returncode == 1
+    assert "intervals of pipelines.jaffle_daily's schedule" in too_many.stderr
     done = elt_command(
-        "prefect", "backfill", FULL, "--from", days[0].isoformat(), "--to", days[2].isoformat()
+        "prefect", "backfill", ORDERS, "--from", days[0].isoformat(), "--to", days[2].isoformat()
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 flow run(s) queued on deployment jaffle_daily/local" in done.stdout
+    assert "3 flow run(s) queued on deployment orders_check/local" in done.stdout
     body = {"flow_runs": {"tags": {"all_": ["backfill"]}}, "limit": 10}
     run_ids = [r["id"] for r in env.api("/flow_runs/filter", body)]
     assert len(run_ids) == 3
