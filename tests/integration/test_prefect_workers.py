@@ -10,6 +10,8 @@ one, whose one-minute data interval holds no new orders) find their raw tables t
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -118,18 +120,19 @@ def workers(env: PrefectEnv) -> Iterator[dict[str, subprocess.Popen]]:
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
+                    start_new_session=True,  # prefect's CLI runs the worker as a child
                 )
         _wait_for_workers(env, started)
         yield started
     finally:
         _set_paused(env, FULL, True)
         for process in started.values():
-            process.terminate()
+            os.killpg(process.pid, signal.SIGTERM)
         for process in started.values():
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
 
 
