@@ -42,7 +42,7 @@ format: setup  ## apply ruff formatting and sqlfluff fixes
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
-test: setup lint browser  ## the full suite: lint, unit and integration tests (what CI runs)
+test: setup lint browser redis  ## the full suite: lint, unit and integration tests (what CI runs)
 	.venv/bin/pytest -q tests
 
 .PHONY: browser
@@ -51,6 +51,14 @@ browser:  ## Debian's chromium for the browser tests (apt-get, as root, only whe
 	elif [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
 	else echo "/usr/bin/chromium is missing and the browser tests need it:" \
 		"run 'sudo apt-get update && sudo apt-get install -y chromium', then make test again"; \
+		exit 1; fi
+
+.PHONY: redis
+redis:  ## Debian's redis-server, the Celery broker of `elt airflow up --executor celery` (only when missing)
+	@if [ -x /usr/bin/redis-server ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y redis-server; \
+	else echo "/usr/bin/redis-server is missing and the Celery tests need it:" \
+		"run 'sudo apt-get update && sudo apt-get install -y redis-server', then make test again"; \
 		exit 1; fi
 
 test-unit: setup  ## fast tests, no services

@@ -25,6 +25,9 @@ _QUIET_TOOLS = {
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     # dlt would otherwise import Airflow to look for secrets: 6-25 s per process
     "PROVIDERS__ENABLE_AIRFLOW_SECRETS": "false",
+    # a fresh worker folder has no dlt pipeline state: take it (cursors, schema) from the
+    # warehouse. dlt's default, pinned because stateless tasks depend on it
+    "RESTORE_FROM_DESTINATION": "true",
 }
 
 

@@ -214,6 +214,8 @@ class _Gate:
         existing = self.existing_tables([plan.target for plan in plans])
         present = [plan for plan in plans if plan.target.qualified(self.audit_schema) in existing]
         checks = [self.missing_table(plan) for plan in plans if plan not in present]
+        if self.by_load:  # a load that brought no rows to a table leaves nothing to check there
+            present = [plan for plan in present if self.has_load_rows(plan.target)]
         if not present:
             return checks, None
         validations = [sync.sync_validation(context, p, by_load=self.by_load) for p in present]
@@ -236,6 +238,13 @@ class _Gate:
                 for expectation_result in suite_result.results
             ]
         return checks, result
+
+    def has_load_rows(self, target: Target) -> bool:
+        """True when this load wrote rows to ``target`` (GX finds no batch otherwise)."""
+        with runs.connect(self.url) as conn, conn.cursor() as cur:
+            statement = sql.SQL("select exists (select 1 from {})").format(self.relation(target))
+            cur.execute(statement)
+            return bool(cur.fetchone()[0])
 
     def missing_table(self, plan: SuitePlan) -> CheckResult:
         """The failed check standing for a suite whose table does not exist."""

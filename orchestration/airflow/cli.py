@@ -44,20 +44,22 @@ def parse_manifest_command() -> None:
 
 @app.command("sync-pools")
 def sync_pools_command() -> None:
-    """Create or update Airflow pools from `pools:` in pipelines.yml."""
-    import os
+    """Create or update Airflow pools from `pools:` in pipelines.yml.
 
+    Writes to the metadata database AIRFLOW__DATABASE__SQL_ALCHEMY_CONN names (the Helm
+    chart's scheduler init container); without it, to the local one on the warehouse.
+    """
     from orchestration.airflow import environment, pools
 
     config = load_config()
-    conn = settings.warehouse()
-    environment.ensure_metadata_database(conn)
-    os.environ.update(environment.base_env())
-    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = environment.metadata_url(conn)
+    environment.use_metadata_database()
     try:
         synced = pools.sync_pools(config)
     except Exception as exc:  # an unmigrated database: say what to do
-        raise fail(f"could not sync pools ({exc}); run `elt airflow up` once first") from None
+        raise fail(
+            f"could not sync pools into Airflow's metadata database ({exc}); migrate it first"
+            " (`airflow db migrate`; locally `elt airflow up` does it)"
+        ) from None
     table = Table(title="Airflow pools")
     table.add_column("pool")
     table.add_column("slots", justify="right")
@@ -67,16 +69,86 @@ def sync_pools_command() -> None:
 
 
 @app.command()
+def backfill(
+    pipeline: Annotated[str, typer.Argument(help="Pipeline (DAG id) to backfill.")],
+    from_date: Annotated[
+        str, typer.Option("--from", help="First interval's start (YYYY-MM-DD), inclusive.")
+    ],
+    to_date: Annotated[
+        str, typer.Option("--to", help="Last interval's start (YYYY-MM-DD), inclusive.")
+    ],
+    rerun: Annotated[
+        bool, typer.Option(help="Run intervals again that already have a finished run.")
+    ] = False,
+) -> None:
+    """One run per scheduled data interval from --from to --to, by Airflow's scheduler.
+
+    An Airflow 3 backfill (`airflow backfill create`), one run at a time: each run's ingest
+    reads only its interval from sources with a cursor. Needs a running scheduler
+    (`elt airflow up`); writes to the metadata database the environment names.
+    """
+    import datetime as dt
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from orchestration.airflow import environment
+
+    config = load_config()
+    if pipeline not in config.pipelines:
+        raise fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
+    if not config.pipelines[pipeline].schedule:
+        raise fail(f"pipelines.yml: pipelines.{pipeline} has no schedule: nothing to backfill")
+    try:
+        start, end = dt.date.fromisoformat(from_date), dt.date.fromisoformat(to_date)
+    except ValueError as exc:
+        raise fail(f"--from/--to must be dates like 2026-01-31 ({exc})", 2) from None
+    if start > end:
+        raise fail(f"--from {start} is after --to {end}", 2)
+    settings.load_local_env()
+    environment.use_metadata_database()
+    command = [str(Path(sys.executable).with_name("airflow")), "backfill", "create"]
+    command += [
+        "--dag-id",
+        pipeline,
+        "--from-date",
+        start.isoformat(),
+        "--to-date",
+        end.isoformat(),
+    ]
+    command += ["--max-active-runs", "1", "--reprocess-behavior", "completed" if rerun else "none"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0:
+        raise fail(f"airflow backfill create failed:\n{(done.stdout + done.stderr)[-2000:]}")
+    console.print(f"[green]backfill of {pipeline} created[/] for {start} … {end}:")
+    console.print(done.stdout.strip()[-2000:], highlight=False, markup=False)
+    console.print(f"its runs start once the DAG is unpaused (`airflow dags unpause {pipeline}`)")
+
+
+@app.command()
 def up(
     port: Annotated[int, typer.Option(help="UI/API port on 127.0.0.1.")] = 8080,
+    executor: Annotated[
+        str,
+        typer.Option(help="local (tasks in the scheduler) or celery (Redis + Celery workers)."),
+    ] = "local",
+    workers: Annotated[int, typer.Option(help="Celery workers, each in its own empty folder.")] = 2,
 ) -> None:
-    """Start Airflow locally: api-server (UI on 127.0.0.1), scheduler, dag-processor."""
+    """Start Airflow locally: api-server (UI on 127.0.0.1), scheduler, dag-processor.
+
+    With `--executor celery`, also a Redis broker on 127.0.0.1 and `--workers` Celery workers.
+    """
     from orchestration.airflow import local
 
     settings.load_local_env()
     load_config()
     try:
-        url = local.up(port, progress=lambda message: console.print(f"[cyan]→[/] {message}"))
+        url = local.up(
+            port,
+            progress=lambda message: console.print(f"[cyan]→[/] {message}"),
+            executor=executor,
+            workers=workers,
+        )
     except local.AirflowLocalError as exc:
         raise fail(str(exc)) from None
     console.print(f"[green]Airflow up[/] {url}  (logs: {local.log_dir()})")

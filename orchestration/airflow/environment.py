@@ -15,6 +15,7 @@ from pathlib import Path
 from elt import paths, settings
 
 METADATA_DATABASE = "airflow"
+SQL_ALCHEMY_CONN = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
 DAGS_FOLDER = Path(__file__).resolve().parent / "dags"
 
 # Cosmos: cache under .elt (from tool_homes), no telemetry, no dbt ls at parse time.
@@ -29,6 +30,9 @@ _AIRFLOW = {
     "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
     "AIRFLOW__CORE__DAG_FILE_PROCESSOR_TIMEOUT": "180",
     "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+    # a cron schedule's run covers [previous tick, tick): the data interval its ingest reads
+    # (Airflow 3's default runs at a point in time, with an empty interval)
+    "AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS": "True",
 }
 
 
@@ -60,6 +64,21 @@ def metadata_url(conn: settings.Connection | None = None) -> str:
     return conn.url(METADATA_DATABASE, driver="postgresql+psycopg2")
 
 
+def use_metadata_database() -> None:
+    """Point this process at Airflow's metadata database before Airflow is imported.
+
+    The database the environment names wins (``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` or its
+    ``_CMD``/``_SECRET`` forms, as the Helm chart gives its containers): nothing local is
+    started then. Without it, the local one: database ``airflow`` on the (embedded) warehouse.
+    """
+    apply_base_env()
+    if any(key.startswith(SQL_ALCHEMY_CONN) for key in os.environ):
+        return
+    conn = settings.warehouse()
+    ensure_metadata_database(conn)
+    os.environ[SQL_ALCHEMY_CONN] = metadata_url(conn)
+
+
 def ensure_metadata_database(conn: settings.Connection) -> None:
     """Create the database ``airflow`` on the warehouse server when it is missing."""
     import psycopg2
@@ -73,6 +92,16 @@ def ensure_metadata_database(conn: settings.Connection) -> None:
                 cur.execute(f'create database "{METADATA_DATABASE}"')
     finally:
         admin.close()
+
+
+def worker_hostname() -> str:
+    """``TaskInstance.hostname`` (Airflow's ``hostname_callable``): ``<worker>@<host>`` in a
+    local Celery worker, so the workers of one machine can be told apart; else the host."""
+    import socket
+
+    name = os.environ.get("ELT_WORKER_NAME")
+    host = socket.getfqdn()
+    return f"{name}@{host}" if name else host
 
 
 def jwt_secret() -> str:

@@ -3,12 +3,16 @@
 ``up()`` starts the warehouse, creates Airflow's metadata database ``airflow`` on it,
 migrates it, syncs the pools, builds the dbt manifest and starts the three processes in the
 background (``AIRFLOW_HOME`` = ``.elt/airflow``, logs in ``.elt/airflow/logs``, one PID
-file each in ``.elt/airflow/run``). ``down()`` stops exactly those processes, by PID.
+file each in ``.elt/airflow/run``). Tasks run in the scheduler's LocalExecutor by default;
+``executor="celery"`` starts a Redis broker on 127.0.0.1 and Celery workers that share
+nothing on disk (:mod:`orchestration.airflow.celery_workers`). ``down()`` stops exactly the
+processes it started, by PID.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,7 +35,10 @@ PROCESSES = {
     "scheduler": ["scheduler", "--skip-serve-logs"],
     "dag-processor": ["dag-processor"],
 }
+EXECUTORS = ("local", "celery")
 DEFAULT_PORT = 8080
+DEFAULT_WORKERS = 2
+BROKER = "redis"
 READY_TIMEOUT_S = 180
 STOP_TIMEOUT_S = 30
 
@@ -42,16 +49,18 @@ class AirflowLocalError(RuntimeError):
 
 @dataclass(frozen=True)
 class Service:
-    """One background Airflow process."""
+    """One background process :func:`up` started."""
 
     name: str
     pid: int | None
     log: Path
+    started: float | None = None  # the process's create time, as recorded at spawn
 
     @property
     def running(self) -> bool:
-        """True when the PID is alive and still an Airflow process."""
-        return self.pid is not None and _is_airflow(self.pid)
+        """True when the PID is alive and is still the process we started (Celery renames
+        its processes, so the command line cannot tell; the create time can)."""
+        return self.pid is not None and _is_ours(self.pid, self.started)
 
 
 def run_dir() -> Path:
@@ -72,24 +81,25 @@ def _airflow_executable() -> str:
     return str(Path(sys.executable).with_name("airflow"))
 
 
-def _is_airflow(pid: int) -> bool:
+def _is_ours(pid: int, started: float | None) -> bool:
     try:
         process = psutil.Process(pid)
-        return process.is_running() and "airflow" in " ".join(process.cmdline())
+        alive = process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        return alive and (started is None or abs(process.create_time() - started) < 0.01)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
 
 def services() -> list[Service]:
-    """The three services and their state."""
+    """The three Airflow services, then the broker and workers when Celery was started."""
+    extra = sorted(p.stem for p in run_dir().glob("*.pid") if p.stem not in PROCESSES)
     found = []
-    for name in PROCESSES:
-        pid_file = run_dir() / f"{name}.pid"
+    for name in [*PROCESSES, *extra]:
         try:
-            pid = int(pid_file.read_text().strip())
+            pid, started = (run_dir() / f"{name}.pid").read_text().split()
+            found.append(Service(name, int(pid), log_dir() / f"{name}.log", float(started)))
         except (OSError, ValueError):
-            pid = None
-        found.append(Service(name, pid, log_dir() / f"{name}.log"))
+            found.append(Service(name, None, log_dir() / f"{name}.log"))
     return found
 
 
@@ -126,8 +136,8 @@ def _run(args: list[str], env: dict[str, str], what: str, timeout: float = 300) 
     )
 
 
-def prepare(port: int, progress=print) -> dict[str, str]:
-    """Warehouse, metadata database, migrations, pools and manifest; returns the env."""
+def prepare(port: int, progress=print) -> tuple[dict[str, str], settings.Connection]:
+    """Warehouse, metadata database, migrations, pools and manifest; returns env and warehouse."""
     from elt import config as elt_config
     from orchestration.airflow import manifest, pools
 
@@ -143,42 +153,108 @@ def prepare(port: int, progress=print) -> dict[str, str]:
     progress("building the dbt manifests (dbt parse)…")
     for project in manifest.projects_of(config):
         manifest.parse_manifest(project)
-    return env
+    return env, conn
 
 
-def up(port: int = DEFAULT_PORT, progress=print) -> str:
-    """Start the local Airflow (idempotent); returns the UI URL."""
+def up(
+    port: int = DEFAULT_PORT,
+    progress=print,
+    *,
+    executor: str = "local",
+    workers: int = DEFAULT_WORKERS,
+) -> str:
+    """Start the local Airflow (idempotent); returns the UI URL.
+
+    ``executor="celery"`` adds a Redis broker and ``workers`` Celery workers, each serving the
+    ``default`` queue and its own (``worker-1`` …).
+    """
+    if executor not in EXECUTORS:
+        raise AirflowLocalError(f"unknown executor {executor!r}; choose {' or '.join(EXECUTORS)}")
     running = [s.name for s in services() if s.running]
     if running:
         url = ui_url()
-        if len(running) == len(PROCESSES) and url:
+        if set(PROCESSES) <= set(running) and url:
             return url
         raise AirflowLocalError(
             f"part of Airflow is running ({', '.join(running)}): run `elt airflow down` first"
         )
     if not _port_free(port):
         raise AirflowLocalError(f"port {port} on 127.0.0.1 is taken: pass another --port")
-    env = prepare(port, progress)
+    if executor == "celery" and not shutil.which("redis-server"):
+        raise AirflowLocalError(
+            "redis-server is missing (the Celery broker): run `make redis`"
+            " (or `apt-get install redis-server`)"
+        )
+    env, conn = prepare(port, progress)
+    if executor == "celery":
+        env = _start_celery(env, conn, workers, progress)
     for name, args in PROCESSES.items():
-        _spawn(name, args, env)
+        _spawn(name, [_airflow_executable(), *args], env)
     port_file().write_text(str(port))
     progress("waiting for the api-server…")
     _wait_ready(port)
     return f"http://127.0.0.1:{port}"
 
 
-def _spawn(name: str, args: list[str], env: dict[str, str]) -> int:
+def _start_celery(
+    env: dict[str, str], conn: settings.Connection, workers: int, progress
+) -> dict[str, str]:
+    """Start the broker and the workers; returns the server env with the CeleryExecutor."""
+    from orchestration.airflow import celery_workers
+
+    if workers < 1:
+        raise AirflowLocalError("--workers must be at least 1")
+    port = celery_workers.free_port()
+    config = celery_workers.redis_config(run_dir(), port)
+    progress(f"starting Redis on 127.0.0.1:{port}…")
+    _spawn(BROKER, [shutil.which("redis-server") or "redis-server", str(config)], env)
+    _wait_port(port, BROKER)
+    env = {
+        **env,
+        **celery_workers.executor_env(
+            celery_workers.broker_url(config), environment.metadata_url(conn)
+        ),
+    }
+    for name in celery_workers.worker_names(workers):
+        progress(f"starting Celery {name} in {celery_workers.workers_dir() / name}…")
+        worker_env = celery_workers.worker_env(env, name, conn)
+        command = [
+            _airflow_executable(),
+            *("celery", "worker", "--celery-hostname", f"{name}@%h"),
+            *("--queues", f"default,{name}", "--skip-serve-logs"),
+        ]
+        _spawn(name, command, worker_env, cwd=celery_workers.workers_dir() / name)
+    return env
+
+
+def _wait_port(port: int, name: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if not any(s.running for s in services() if s.name == name):
+            break
+        time.sleep(0.2)
+    raise AirflowLocalError(
+        f"{name} did not listen on 127.0.0.1:{port}; see {log_dir()}/{name}.log"
+    )
+
+
+def _spawn(name: str, command: list[str], env: dict[str, str], cwd: Path | None = None) -> int:
     log = log_dir() / f"{name}.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [_airflow_executable(), *args],
+            command,
             env=env,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: `down` stops its children too
         )
-    (run_dir() / f"{name}.pid").write_text(str(process.pid))
+    started = psutil.Process(process.pid).create_time()
+    (run_dir() / f"{name}.pid").write_text(f"{process.pid} {started!r}")
     return process.pid
 
 
@@ -200,24 +276,29 @@ def _wait_ready(port: int) -> None:
 
 
 def down() -> list[str]:
-    """Stop the processes :func:`up` started (by their PIDs); returns the stopped names."""
+    """Stop the processes :func:`up` started (by their PIDs); returns the stopped names.
+
+    Workers first (their running tasks end), the broker last.
+    """
+    order = sorted(services(), key=lambda s: (s.name == BROKER, s.name in PROCESSES))
     stopped = []
-    for service in services():
+    for service in order:
         if service.running:
-            _stop(service.pid)
+            _stop(service)
             stopped.append(service.name)
         (run_dir() / f"{service.name}.pid").unlink(missing_ok=True)
     port_file().unlink(missing_ok=True)
+    (run_dir() / "redis.conf").unlink(missing_ok=True)
     return stopped
 
 
-def _stop(pid: int) -> None:
+def _stop(service: Service) -> None:
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(service.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + STOP_TIMEOUT_S
-    while time.monotonic() < deadline and _is_airflow(pid):
+    while time.monotonic() < deadline and service.running:
         time.sleep(0.5)
-    if _is_airflow(pid):
-        os.killpg(pid, signal.SIGKILL)
+    if service.running:
+        os.killpg(service.pid, signal.SIGKILL)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -49,12 +50,16 @@ def target_dir(project: DbtProject | None = None) -> Path:
 
 
 def manifest_path(project: DbtProject | None = None) -> Path:
-    """Where the manifest of ``project`` (default: the top-level one) lives."""
-    return target_dir(project) / "manifest.json"
+    """Where the manifest of ``project`` (default: the top-level one) is read from:
+    ``ELT_DBT_MANIFEST`` when set (the one built into the image, or the one ``elt airflow up``
+    built for its Celery workers, whose own state folders are empty; its stamp sits beside
+    it), else the project's own under :func:`target_dir`."""
+    override = os.environ.get("ELT_DBT_MANIFEST")
+    return Path(override) if override else target_dir(project) / "manifest.json"
 
 
 def _stamp_path(project: DbtProject) -> Path:
-    return target_dir(project) / "elt_stamp.json"
+    return manifest_path(project).parent / "elt_stamp.json"
 
 
 def fingerprint(project: DbtProject) -> dict[str, str]:
@@ -85,13 +90,13 @@ def parse_manifest(project: DbtProject | None = None) -> ParsedManifest:
     started = time.monotonic()
     files = fingerprint(project)
     outcome = dbt.invoke("parse", project=project, target_path=target_dir(project))
-    path = manifest_path(project)
+    path = target_dir(project) / "manifest.json"
     if not outcome.success or not path.is_file():
         raise ManifestError(
             f"dbt parse failed for {project.path}: {outcome.error or 'see the dbt log'}"
         )
     stamp = {"project_dir": str(project.path), "project_name": project.name, "files": files}
-    _stamp_path(project).write_text(json.dumps(stamp, indent=1))
+    (path.parent / "elt_stamp.json").write_text(json.dumps(stamp, indent=1))
     return ParsedManifest(path, _count_nodes(path), time.monotonic() - started, project.name)
 
 

@@ -8,6 +8,7 @@ stays fast and Prefect's home stays under ``.elt/``.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from elt import paths
+from elt import paths, settings
 from elt.cli_support import fail, load_config
 from elt.subprocesses import run_checked
 from orchestration.prefect import deployments
@@ -30,6 +31,7 @@ app = typer.Typer(
 console = Console()
 
 DEPLOY_TIMEOUT_S = 600
+MAX_BACKFILL_RUNS = 400  # a year of daily runs; a typo in --from must not queue thousands
 
 
 def _api_url() -> str | None:
@@ -251,13 +253,69 @@ def run(
     )
 
 
+@app.command()
+def backfill(
+    pipeline: Annotated[str, typer.Argument(help="Pipeline to backfill.")],
+    from_date: Annotated[
+        str, typer.Option("--from", help="First interval's start (YYYY-MM-DD), inclusive.")
+    ],
+    to_date: Annotated[
+        str, typer.Option("--to", help="Last interval's start (YYYY-MM-DD), inclusive.")
+    ],
+    target: Annotated[str, typer.Option(help="Deployment to run: local or kubernetes.")] = "local",
+) -> None:
+    """One flow run per scheduled data interval from --from to --to, through the deployment.
+
+    Each run gets its interval as parameters, so its ingest reads only that window from
+    sources with a cursor; the deployment's run limit queues them (workers run them).
+    """
+    import datetime as dt
+
+    from orchestration.prefect import schedules
+
+    config = load_config()
+    _pipelines(config, [pipeline])
+    try:
+        first = dt.datetime.fromisoformat(from_date).replace(tzinfo=dt.UTC)
+        last = dt.datetime.fromisoformat(to_date).replace(tzinfo=dt.UTC)
+    except ValueError as exc:
+        raise fail(f"--from/--to must be dates like 2026-01-31 ({exc})", 2) from None
+    wanted = schedules.intervals(config.pipelines[pipeline].schedule, first, last)
+    if not wanted:
+        raise fail(f"pipelines.{pipeline}: no scheduled interval starts in {from_date} … {to_date}")
+    _require_server()
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(f"{pipeline}/{target}")
+        except ObjectNotFound:
+            raise fail(
+                f"no deployment {pipeline}/{target}: run `elt prefect deploy` first"
+            ) from None
+        for start, end in wanted:
+            client.create_flow_run_from_deployment(
+                deployment.id,
+                parameters={
+                    "data_interval_start": start.isoformat(),
+                    "data_interval_end": end.isoformat(),
+                },
+                name=f"backfill-{start:%Y-%m-%dT%H%M}",
+                tags=["backfill"],
+            )
+            console.print(f"[green]✓[/] {pipeline}: {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}")
+    console.print(f"{len(wanted)} flow run(s) queued on deployment {pipeline}/{target}")
+
+
 # -- local server and worker --------------------------------------------------------------
 
 
-def _exec(args: list[str]) -> None:
+def _exec(args: list[str], env: dict[str, str] | None = None) -> None:
     prepare()
     executable = str(Path(sys.executable).with_name("prefect"))
-    os.execv(executable, [executable, *args])  # noqa: S606 - replaces this process by design
+    # replaces this process by design
+    os.execve(executable, [executable, *args], env or dict(os.environ))  # noqa: S606
 
 
 @app.command()
@@ -274,10 +332,37 @@ def server(
 @app.command()
 def worker(
     target: Annotated[str, typer.Option(help="local (process pool).")] = "local",
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Worker name; runs its flow runs with an empty state folder of its own"
+            " (.elt/prefect/workers/NAME), as on another machine."
+        ),
+    ] = None,
 ) -> None:
-    """Start a worker that runs the `local` deployments (process work pool elt-local)."""
+    """Start a worker that runs the `local` deployments (process work pool elt-local).
+
+    Start several with different --name values to spread flow runs over them; the pools'
+    concurrency limits hold across all of them (they live on the server).
+    """
     if target != "local":
         raise fail("only the local process pool has a worker here; Kubernetes runs its own")
-    _require_server()
+    load_config()  # validated, and the local source settings loaded for the flow runs
+    url = _require_server()
     _ensure_work_pool("local")
-    _exec(["worker", "start", "--pool", deployments.LOCAL_POOL, "--type", "process"])
+    args = ["worker", "start", "--pool", deployments.LOCAL_POOL, "--type", "process"]
+    if name is None:
+        _exec(args)
+        return
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        raise fail(f"--name {name!r}: use letters, digits, '-' or '_' (it names a folder)")
+    from elt import scratch
+
+    folder = paths.state_dir() / "prefect" / "workers" / name
+    env = {
+        **scratch.without_machine_state(dict(os.environ)),
+        **scratch.worker_env(folder, settings.warehouse()),
+        "PREFECT_API_URL": url,  # the scratch PREFECT_HOME has no profile naming it
+    }
+    os.chdir(folder)
+    _exec([*args, "--name", name], env)

@@ -41,3 +41,21 @@ def data_interval(schedule: str | None, scheduled_at: datetime) -> tuple[datetim
     end = croniter(cron, scheduled_at + timedelta(seconds=1)).get_prev(datetime)
     start = croniter(cron, end).get_prev(datetime)
     return start.replace(fold=0), end.replace(fold=0)
+
+
+def intervals(
+    schedule: str | None, first: datetime, last: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The schedule's data intervals whose start lies in ``[first, last]``: one run each in a
+    backfill (Airflow's ``--from-date``/``--to-date`` mean the same). Empty when not recurring."""
+    cron = cron_for(schedule)
+    if cron is None:
+        return []
+    ticks = croniter(cron, first - timedelta(seconds=1))
+    found = []
+    start = ticks.get_next(datetime)
+    while start <= last:
+        end = ticks.get_next(datetime)
+        found.append((start.replace(fold=0), end.replace(fold=0)))
+        start = end
+    return found

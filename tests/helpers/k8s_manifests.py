@@ -269,3 +269,40 @@ def exposure_problems(objects: list[dict[str, Any]]) -> list[str]:
             filled = sorted(k for k, v in secret_values(obj).items() if v not in PLACEHOLDERS)
             problems.append(f"{where}: Secret in the render (values for {filled})")
     return problems
+
+
+# -- a container's environment, reproduced on this machine --------------------------------
+
+
+def image_env(dockerfile: Path) -> dict[str, str]:
+    """The ``ENV`` of the Dockerfile's last stage: what every container of the image starts with."""
+    instructions = dockerfile_instructions(dockerfile)
+    last_from = max(i for i, ins in enumerate(instructions) if ins.keyword == "FROM")
+    env: dict[str, str] = {}
+    for ins in instructions[last_from:]:
+        if ins.keyword == "ENV":
+            env.update(env_assignments(ins.args))
+    return env
+
+
+def container_env(
+    container: dict[str, Any],
+    config_maps: dict[str, dict[str, str]],
+    secrets: dict[str, dict[str, str]],
+) -> dict[str, str]:
+    """The variables Kubernetes gives ``container``: ``envFrom`` ConfigMaps, then ``env``
+    (literal values and ``secretKeyRef``s, resolved from ``secrets``; optional ones may miss)."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(config_maps[source["configMapRef"]["name"]])
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+            continue
+        ref = item["valueFrom"]["secretKeyRef"]
+        value = secrets.get(ref["name"], {}).get(ref["key"])
+        if value is None and not ref.get("optional"):
+            raise KeyError(f"{item['name']}: secret {ref['name']}/{ref['key']} not given")
+        if value is not None:
+            env[item["name"]] = value
+    return env

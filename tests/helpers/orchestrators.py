@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -152,3 +153,46 @@ def latest_run_id(url: str, pipeline: str, orchestrator: str) -> str:
         " order by started_at desc limit 1",
         (pipeline, orchestrator),
     )[0][0]
+
+
+# -- backfills: which load brought which day's orders --------------------------------------
+
+
+def busy_days(shop_url: str, count: int = 3) -> list[date]:
+    """``count`` consecutive days in the middle of the demo shop's orders, each with orders."""
+    statement = "select distinct ordered_at::date from orders order by 1"
+    days = [row[0] for row in query(shop_url, statement)]
+    middle = len(days) // 2
+    chosen = days[middle - count // 2 : middle - count // 2 + count]
+    assert chosen[-1] - chosen[0] == timedelta(days=count - 1), days
+    return chosen
+
+
+def orders_on(url: str, table: str, day: date) -> int:
+    """Rows of ``table`` (``orders`` or ``raw_shop.orders``) ordered on ``day``."""
+    start = datetime(day.year, day.month, day.day)
+    statement = f"select count(*) from {table} where ordered_at >= %s and ordered_at < %s"
+    return query(url, statement, (start, start + timedelta(days=1)))[0][0]
+
+
+def day_loads(url: str, days: list[date]) -> dict[date, str]:
+    """Per day: the one dlt load that brought that day's raw orders, which must have brought
+    no other day's (AssertionError otherwise)."""
+    found = {}
+    for day in days:
+        start = datetime(day.year, day.month, day.day)
+        (load_ids,) = query(
+            url,
+            "select array_agg(distinct _dlt_load_id) from raw_shop.orders"
+            " where ordered_at >= %s and ordered_at < %s",
+            (start, start + timedelta(days=1)),
+        )[0]
+        assert len(load_ids) == 1, f"{day}: orders from loads {load_ids}"
+        first, last = query(
+            url,
+            "select min(ordered_at), max(ordered_at) from raw_shop.orders where _dlt_load_id = %s",
+            (load_ids[0],),
+        )[0]
+        assert first.date() == last.date() == day, f"load {load_ids[0]} spans {first} … {last}"
+        found[day] = load_ids[0]
+    return found

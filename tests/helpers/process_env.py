@@ -39,3 +39,30 @@ def run_captured(
         text=True,
         timeout=timeout,
     )
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def elt_command(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``elt ARGS`` in a child process with this process's environment (stdout and stderr
+    apart), from the project folder."""
+    import sys
+
+    from elt import paths
+
+    return subprocess.run(
+        [sys.executable, "-c", "from elt.cli import app; app()", *args],
+        cwd=paths.project_root(),
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
