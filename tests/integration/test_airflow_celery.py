@@ -24,6 +24,7 @@ from tests.helpers.process_env import free_port
 pytestmark = pytest.mark.integration
 
 PIPELINE = "jaffle_daily"
+DOWNSTREAM = "supplies_after"  # depends_on: [jaffle_daily], no schedule of its own
 RUN_TIMEOUT_S = 900
 PARSE_TIMEOUT_S = 300
 # step (first part of the task id) → the worker queue the policy sends it to
@@ -59,6 +60,12 @@ def celery_airflow(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     # its one-day interval); schedules firing and intervals: test_airflow_backfill.py
     document["pipelines"][PIPELINE]["schedule"] = None
     document["pipelines"][PIPELINE]["notify"] = {"on": ["failure"], "urls": ["env:ALERT_URL"]}
+    document["pipelines"][DOWNSTREAM] = {
+        "sources": ["landing"],
+        "dbt": {"select": ["+supplies"]},
+        "depends_on": [PIPELINE],
+        "retries": {"count": 0, "delay": "1s"},
+    }
     airflow_home = home / "airflow"
     (airflow_home / "config").mkdir(parents=True)
     (airflow_home / "config" / "airflow_local_settings.py").write_text(POLICY)
@@ -101,6 +108,8 @@ def test_triggered_run_succeeds_across_both_workers(celery_airflow):
     env, url, services = celery_airflow
     api = AirflowApi(url)
     api.wait_for_dag(PIPELINE, PARSE_TIMEOUT_S)
+    api.wait_for_dag(DOWNSTREAM, PARSE_TIMEOUT_S)
+    api.call("PATCH", f"/dags/{DOWNSTREAM}", {"is_paused": False})  # waits for the asset
     api.call("PATCH", f"/dags/{PIPELINE}", {"is_paused": False})
     run = api.call("POST", f"/dags/{PIPELINE}/dagRuns", {"logical_date": None})
 
@@ -129,3 +138,22 @@ def test_triggered_run_succeeds_across_both_workers(celery_airflow):
     assert published == shop_orders > 0
     # nothing a task wrote landed in the developer's state folder: the workers' own folders
     assert not (Path(env.home) / "dlt").exists()
+
+
+def test_depends_on_runs_the_downstream_dag_after_the_upstream_published(celery_airflow):
+    """The scheduler starts the downstream pipeline's DAG run from the asset the upstream's
+    publish updated (the DAG has no schedule of its own), once that publish is done."""
+    env, url, _ = celery_airflow
+    api = AirflowApi(url)
+    (downstream,) = api.wait_for_runs(DOWNSTREAM, 1, RUN_TIMEOUT_S)
+    assert downstream["state"] == "success", downstream
+    assert "asset" in str(downstream.get("run_type", "")).lower(), downstream
+    runs = query(
+        env.warehouse_url,
+        "select r.pipeline, r.status, r.started_at, s.finished_at from elt_meta.runs r"
+        " left join elt_meta.steps s on s.run_id = r.run_id and s.step_id = 'publish'"
+        " where r.pipeline in (%s, %s) order by r.started_at",
+        (PIPELINE, DOWNSTREAM),
+    )
+    assert [(r[0], r[1]) for r in runs] == [(PIPELINE, "succeeded"), (DOWNSTREAM, "succeeded")]
+    assert runs[1][2] >= runs[0][3]  # it started after the upstream's publish had finished
