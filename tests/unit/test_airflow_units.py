@@ -200,3 +200,23 @@ def test_dbt_results_are_read_where_dbt_target_path_sends_them(monkeypatch, tmp_
     assert dbt_target_dir(str(tmp_path)) == tmp_path / "build" / "artifacts"
     monkeypatch.setenv("DBT_TARGET_PATH", "/var/dbt/target")
     assert dbt_target_dir(str(tmp_path)) == Path("/var/dbt/target")
+
+
+def test_a_manifest_named_by_elt_dbt_manifest_is_taken_when_dbt_says_it_is_this_project(
+    tmp_path, monkeypatch
+):
+    """The image bakes `dbt parse`'s manifest and names it with ELT_DBT_MANIFEST (no stamp):
+    it is used for its own project and refused for another."""
+    import json
+
+    from elt import project as dbt_project
+    from orchestration.airflow.manifest import ManifestError, require_manifest
+
+    project = dbt_project.of()
+    baked = tmp_path / "manifest.json"
+    monkeypatch.setenv("ELT_DBT_MANIFEST", str(baked))
+    baked.write_text(json.dumps({"metadata": {"project_name": project.name}, "nodes": {}}))
+    assert require_manifest(project) == baked
+    baked.write_text(json.dumps({"metadata": {"project_name": "someone_else"}, "nodes": {}}))
+    with pytest.raises(ManifestError, match="has no stamp"):
+        require_manifest(project)
