@@ -31,6 +31,7 @@ from ingestion.environment import prepare_dlt_environment
 from ingestion.errors import IngestError, explain, scrub
 from ingestion.fast_path import (
     ARROW_NORMALIZER,
+    as_environment,
     dlt_settings,
     keep_row_ids,
     tables_with_row_ids,
@@ -319,6 +320,12 @@ def _ref(source: Source) -> str | None:
 
 @contextmanager
 def _fast_path_settings() -> Iterator[None]:
+    # A process that ingests from several threads (Prefect) pins the settings in the
+    # environment first: then none is written here, since dlt's config provider is one
+    # document per process and two threads writing it race (KeyAlreadyPresent)
+    if all(os.environ.get(key) == value for key, value in as_environment().items()):
+        yield
+        return
     with dlt.config.values(dlt_settings()):
         yield
 
