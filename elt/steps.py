@@ -253,10 +253,14 @@ class StepRunner:
             )
         return len(outcome.checks)
 
+    def _gate_preconditions(self) -> None:
+        """What an orchestrator alone can tell before the gate judges (none here)."""
+
     def quality(self, step: Step) -> StepOutput:
         """The gate: closed when a dbt node of this run failed or was skipped, or a GX
         check of severity `fail` failed; `warn` checks are recorded and notified only."""
         close_gate_on_failed_nodes(self.url, self.result.run_id)
+        self._gate_preconditions()
         if self.pipe.publish == "write_audit_publish":
             self._selected_marts_built()
         checks = self._check("audit")

@@ -10,8 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from elt import runs
-from elt.spec import Step
-from elt.steps import StepError, StepRunner, close_gate_on_failed_nodes, node_name
+from elt.steps import StepError, StepRunner, node_name
 from orchestration.airflow.tasks import PRODUCER_TASKS, run_states
 
 _NOT_DONE = {"failed", "upstream_failed"}
@@ -27,12 +26,10 @@ class GateStepRunner(StepRunner):
         super().__init__(*args, **kw)
         self.context, self.expected = airflow_context, tuple(expected)
 
-    def quality(self, step: Step) -> tuple[int, dict]:
-        """Close the gate on failed nodes, failed upstream tasks or unreported nodes first."""
-        close_gate_on_failed_nodes(self.url, self.result.run_id)
+    def _gate_preconditions(self) -> None:
+        """After the failed-node check: failed upstream tasks, then unreported nodes."""
         _upstream_succeeded(self.context)
         _all_nodes_reported(self.url, self.result.run_id, self.expected)
-        return super().quality(step)
 
 
 def _upstream_succeeded(context: dict[str, Any]) -> None:
