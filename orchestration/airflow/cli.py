@@ -51,7 +51,9 @@ def sync_pools_command() -> None:
     """
     from orchestration.airflow import environment, pools
 
-    config = load_config()
+    config = load_config(
+        check_env=False
+    )  # pools need no source secrets (the init container has none)
     environment.use_metadata_database()
     try:
         synced = pools.sync_pools(config)

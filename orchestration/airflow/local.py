@@ -139,17 +139,26 @@ def _run(args: list[str], env: dict[str, str], what: str, timeout: float = 300) 
 def prepare(port: int, progress=print) -> tuple[dict[str, str], settings.Connection]:
     """Warehouse, metadata database, migrations, pools and manifest; returns env and warehouse."""
     from elt import config as elt_config
-    from orchestration.airflow import manifest, pools
+    from orchestration.airflow import manifest
 
     conn = settings.warehouse()
     environment.ensure_metadata_database(conn)
     env = {**os.environ, **environment.server_env(conn, port)}
     progress("migrating Airflow's metadata database…")
     _run(["db", "migrate"], env, "airflow db migrate")
-    os.environ.update(env)  # this process now talks to that database too (pools)
+    os.environ.update(env)
     progress("syncing pools…")
+    # in a child process: Airflow binds its ORM to a database once per process, and this
+    # process may have imported Airflow before (a test run, an earlier `up`)
+    run_checked(
+        [str(Path(sys.executable).with_name("elt")), "airflow", "sync-pools"],
+        "elt airflow sync-pools",
+        timeout=120,
+        env=env,
+        error=AirflowLocalError,
+        tail=2000,
+    )
     config = elt_config.load()
-    pools.sync_pools(config)
     progress("building the dbt manifests (dbt parse)…")
     for project in manifest.projects_of(config):
         manifest.parse_manifest(project)

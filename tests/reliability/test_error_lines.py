@@ -94,8 +94,9 @@ def bad_inputs(pg, tmp_path_factory):
         "create schema raw_refused;"
         " create table raw_refused.supplies (id bigint primary key check (id > 100), name text)",
     )
-    os.environ["DLT_DATA_DIR"] = env["DLT_DATA_DIR"]
-    ingest(load(config).sources["frozen"], destination_url=url)
+    with pytest.MonkeyPatch.context() as patch:  # this ingest only: later modules keep theirs
+        patch.setenv("DLT_DATA_DIR", env["DLT_DATA_DIR"])
+        ingest(load(config).sources["frozen"], destination_url=url)
     _file(landing / "frozen", b"id,name,surprise\n2,b,x\n")
     yield env
     api.close()

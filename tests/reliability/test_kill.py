@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from elt import paths
+from ingestion import runner
 from tests.helpers.lifecycle import kill_when
 from tests.helpers.warehouse import rows
 
@@ -71,7 +71,7 @@ def test_sigkill_mid_load_then_rerun_gives_exact_rows(pg, big_source, tmp_path):
     config = tmp_path / "pipelines.yml"
     config.write_text(CONFIG)
     command, env = _ingest_command(config, big_source)
-    pipeline_dir = paths.state_dir() / "dlt" / "pipelines" / "elt_killshop"
+    pipeline_dir = runner.pipelines_dir() / "elt_killshop"  # where the child's env puts it
 
     victim = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path
