@@ -252,6 +252,23 @@ def test_the_dbt_link_opens_the_lineage_page(portal: Portal, page) -> None:
     assert page.locator("#portal-bar a").first.get_attribute("href") == "../index.html"
 
 
+def _dbt_detail(page, label: str) -> str:
+    """The value of one row of the details box of a dbt docs page."""
+    row = page.locator("dl.detail", has=page.locator("dt.detail-label", has_text=label))
+    return row.first.locator("dd.detail-value").inner_text()
+
+
+def test_dbt_docs_name_the_published_relation_of_a_mart(portal: Portal, page) -> None:
+    page.goto(portal.url + "dbt/index.html#!/model/model.elt.customers")
+    page.locator("dt.detail-label", has_text="Relation").first.wait_for()
+    database = urlparse(portal.warehouse).path.lstrip("/")
+    assert _dbt_detail(page, "Relation") == f"{database}.analytics.customers"
+    assert _dbt_detail(page, "elt_built_in") == "audit.customers"  # where dbt built it
+    page.goto(portal.url + "dbt/index.html#!/model/model.elt.stg_shop__customers")
+    page.locator("dt.detail-label", has_text="Relation").first.wait_for()
+    assert _dbt_detail(page, "Relation") == f"{database}.audit_staging.stg_shop__customers"
+
+
 def test_gx_pages_keep_their_styling_offline(portal: Portal, page) -> None:
     page.goto(portal.url + "gx-results.html")
     section = page.locator(f'h2[data-run="{portal.good_run}"] + ul a.gx-run')
