@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from elt import source_freshness
+from elt import roles, source_freshness
 from elt.config import ProjectConfig
 from elt.scaffold import RawTable, sources_yml
 from tests.helpers.warehouse import rows
@@ -53,8 +53,18 @@ def project(pg, tmp_path: Path):
         pg.url(),
         f"create schema raw_{source};"
         f" create table raw_{source}.leads (id text, _dlt_load_id text);"
-        f" insert into raw_{source}.leads values ('a', '{loaded - 600}'), ('b', '{loaded}')",
+        f" insert into raw_{source}.leads values ('a', '{loaded - 600}'), ('b', '{loaded}');"
+        f" create table raw_{source}._dlt_loads"
+        " (load_id text, status int, inserted_at timestamptz);"
+        f" insert into raw_{source}._dlt_loads values ('{loaded}', 0, to_timestamp({loaded}))",
     )
+    # dbt works as the transformer role when elt's roles exist (dlt's loader grants this)
+    if rows(pg.url(), "select 1 from pg_roles where rolname = %s", (roles.TRANSFORMER,)):
+        rows(
+            pg.url(),
+            f"grant usage on schema raw_{source} to {roles.TRANSFORMER};"
+            f" grant select on all tables in schema raw_{source} to {roles.TRANSFORMER}",
+        )
     folder = tmp_path / "crm_dbt"
     (folder / "models" / "staging").mkdir(parents=True)
     (folder / "dbt_project.yml").write_text(
@@ -114,3 +124,49 @@ def test_a_source_without_thresholds_is_not_checked(project, tmp_path) -> None:
     manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
     leads = next(s for s in manifest["sources"].values() if s["name"] == "leads")
     assert not (leads["freshness"] or {}).get("warn_after")
+
+
+def test_elt_freshness_alerts_and_fails_on_a_source_past_error_after(
+    pg, project, tmp_path, monkeypatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from elt.cli import app
+    from tests.helpers.webhook import Webhook
+
+    source, folder = project
+    hook = Webhook()
+    spec = {
+        "version": 1,
+        "dbt": {"project_dir": str(folder)},
+        "sources": {
+            source: {
+                "type": "sql_database",
+                "credentials": "env:CRM_URL?",
+                "tables": {"leads": {}},
+                "freshness": {"warn_after": "1h", "error_after": "2h"},
+            }
+        },
+        "pipelines": {
+            "crm_daily": {
+                "sources": [source],
+                "notify": {"on": ["failure", "quality_warning"], "urls": [hook.apprise_url]},
+            }
+        },
+    }
+    config_file = tmp_path / "pipelines.yml"
+    config_file.write_text(json.dumps(spec))  # JSON is YAML
+    monkeypatch.setenv("ELT_CONFIG", str(config_file))
+    try:
+        result = CliRunner().invoke(app, ["freshness", "crm_daily"])
+        received = hook.take()
+    finally:
+        hook.close()
+    assert result.exit_code == 1, result.output
+    assert f"{source}.leads" in result.output and "error" in result.output
+    assert len(received) == 1
+    assert "sources stale (failed)" in received[0]["title"]
+    assert (
+        f"{source}.leads: error, 0.1 d old (warn after 1 hour, error after 2 hour)"
+        in (received[0]["message"])
+    )
