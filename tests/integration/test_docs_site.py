@@ -206,6 +206,16 @@ def test_a_mart_turns_stale_when_the_clock_moves(portal: Portal, page) -> None:
     assert badge.get_attribute("data-state") == "error"
 
 
+def test_a_raw_table_turns_stale_by_its_sources_thresholds(portal: Portal, page) -> None:
+    _moved_clock(page, 25)  # shop: warn after 1 d, error after 2 d (pipelines.yml)
+    page.goto(portal.url + "assets/raw_shop.orders.html")
+    badge = page.locator(".fact-freshness [data-state]")
+    assert badge.get_attribute("data-state") == "warn"
+    page.clock.set_fixed_time(page.evaluate("Date.now()") + 24 * 3600 * 1000)
+    page.reload()
+    assert badge.get_attribute("data-state") == "error"
+
+
 def test_the_fixed_failure_is_marked_resolved(portal: Portal, page) -> None:
     page.goto(portal.url + "checks.html")
     resolved = page.locator('#all-checks tr[data-status="resolved"]')
