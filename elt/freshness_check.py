@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from elt import dbt, notify, paths
 from elt import project as dbt_project
@@ -29,7 +30,7 @@ class TableFreshness:
     table: str
     status: str  # pass | warn | error | runtime error
     age_s: float | None
-    criteria: dict
+    criteria: dict[str, Any]
 
     def line(self) -> str:
         """``shop.orders: error, 3.0 d old (warn after 1 day, error after 2 day)``."""
