@@ -3,7 +3,7 @@ on 127.0.0.1 and opened by headless Chromium (Debian's, driven by Playwright).""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -44,7 +44,7 @@ class Portal:
     warn_run: str
     good_rows: dict[str, int]
     shop_rows: dict[str, int]
-    warehouse: str
+    warehouse: str = field(repr=False)  # holds the password: kept out of failure reports
 
 
 def _customers_without_orders(shop_admin: str, count: int) -> None:
@@ -349,7 +349,9 @@ def test_every_page_fits_390_px(portal: Portal, browser_context) -> None:
     for url in pages:
         tab.goto(url)
         if "/dbt/" in url:  # angular draws the route after the load
-            tab.wait_for_function("document.querySelector('.app-content .app-body')?.innerText")
+            tab.wait_for_function(
+                "document.querySelector('.app-content > .app-body.ng-scope')?.innerText.trim()"
+            )
         # dbt's app is a fixed box: a too-wide body is clipped, not scrolled, so measure both
         width = tab.evaluate(
             "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
