@@ -103,6 +103,7 @@ def ingest_db_cases(ctx: Context) -> list[Case]:
                     Variant(
                         "pandas", "pandas read_sql + to_sql (chunked)", "pandas", before=settle
                     ),
+                    Variant("sling", "sling (Go CLI, full refresh)", "sling", before=settle),
                 ],
                 targets=[
                     Target(
@@ -176,6 +177,7 @@ def ingest_files_case(ctx: Context) -> list[Case]:
             variants=[
                 Variant("ours", "ours (filesystem source, csv)", "ours"),
                 Variant("direct_copy", "psql \\copy of the same files", "direct_copy"),
+                Variant("sling", "sling (Go CLI, the folder's files)", "sling"),
             ],
             targets=[Target("time ≤ 3× direct COPY", "ours", "direct_copy", "work_s", "<=", 3)],
         )
