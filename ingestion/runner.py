@@ -122,7 +122,7 @@ def ingest(
                 say(f"{source.name}: syncing state with the warehouse")
                 pipeline.sync_destination()
                 if isinstance(source, SqlDatabaseSource):
-                    grown = apply_drift(pipeline, source, loader, say)
+                    grown = apply_drift(pipeline, source, loader, say, built.reflected)
                     if grown:  # read in full this once, for their new columns
                         _close(built)
                         built = build_source(

@@ -49,13 +49,15 @@ class SourceTables:
         self.names = list(config.tables)
         self.engine = sa.create_engine(url) if url else None
         self.metadata = sa.MetaData(schema=config.schema_)
+        self._reflected = False
 
     def reflect(self) -> None:
-        """Reflect every configured table that exists in one pass. Best effort: a table it
-        cannot reflect (missing, no access, the database down) is left to dlt's per-table
-        reflection at extract, which fails with the error that names it."""
-        if self.engine is None:
+        """Reflect every configured table that exists in one pass (once). Best effort: a
+        table it cannot reflect (missing, no access, the database down) is left to dlt's
+        per-table reflection at extract, which fails with the error that names it."""
+        if self.engine is None or self._reflected:
             return
+        self._reflected = True
         wanted = set(self.names)
         try:
             self.metadata.reflect(
@@ -63,6 +65,16 @@ class SourceTables:
             )
         except Exception as exc:  # the extract reflects (and reports) table by table
             log.debug("reflecting the source tables in one pass failed: %s", exc)
+
+    def table(self, name: str) -> sa.Table:
+        """The reflected table ``name`` (from the one pass, else reflected now; raises
+        SQLAlchemy's ``NoSuchTableError`` when it does not exist)."""
+        self.reflect()
+        schema = self.metadata.schema
+        found = self.metadata.tables.get(f"{schema}.{name}" if schema else name)
+        if found is not None:
+            return found
+        return sa.Table(name, self.metadata, autoload_with=self.engine)
 
     def close(self) -> None:
         """Close the engine's pooled connections."""
@@ -86,6 +98,7 @@ def sql_database_source(
         secrets=_url_secrets(url),
         before_extract=shared.reflect,
         close=shared.close,
+        reflected=shared.table if shared.engine is not None else None,
     )
 
 
