@@ -23,6 +23,7 @@ HEADINGS = {
     "ingest_api": "REST API → warehouse",
     "incremental": "Incremental vs full refresh",
     "e2e": "End to end (`elt run`)",
+    "publish": "Publish (write-audit-publish)",
     "external": "Other bench scripts",
 }
 
