@@ -437,6 +437,15 @@ def _fresh_start(ctx: Context) -> Callable[[], None]:
     return lambda: reset_demo_run(ctx.admin.url())
 
 
+def _scaled_shop(ctx: Context, csv_dir: Path, scale: int) -> tuple[str, str]:
+    """Admin URL of the demo's shop database at ``scale``× (made anew) and its size line."""
+    database = f"bench_e2e_x{scale}"
+    data.load_shop_database(csv_dir, ctx.admin.url(), database)
+    url = ctx.admin.url(database)
+    counts = data.scale_shop(url, scale)
+    return url, f"{scale}×: {counts['orders']:,} orders, {counts['items']:,} items"
+
+
 def e2e_case(ctx: Context) -> list[Case]:
     """``elt run`` of the demo pipeline at several multiples of a small demo."""
     years = ctx.suite.e2e_years
@@ -444,11 +453,8 @@ def e2e_case(ctx: Context) -> list[Case]:
     variants, sizes = [], []
     base_env: dict[str, str] = {}
     for scale in ctx.suite.e2e_scales:
-        database = f"bench_e2e_x{scale}"
-        data.load_shop_database(csv_dir, ctx.admin.url(), database)
-        url = ctx.admin.url(database)
-        counts = data.scale_shop(url, scale)
-        sizes.append(f"{scale}×: {counts['orders']:,} orders, {counts['items']:,} items")
+        url, size = _scaled_shop(ctx, csv_dir, scale)
+        sizes.append(size)
         if not base_env:
             base_env = demo_sources(ctx, years, "e2e", url)
         variants.append(
@@ -510,11 +516,8 @@ def publish_case(ctx: Context) -> list[Case]:
     prepare, variants, sizes = [], [], []
     env: dict[str, str] = {}
     for scale in scales:
-        database = f"bench_e2e_x{scale}"
-        data.load_shop_database(csv_dir, ctx.admin.url(), database)
-        url = ctx.admin.url(database)
-        counts = data.scale_shop(url, scale)
-        sizes.append(f"{scale}×: {counts['orders']:,} orders, {counts['items']:,} items")
+        url, size = _scaled_shop(ctx, csv_dir, scale)
+        sizes.append(size)
         env = env or demo_sources(ctx, years, "publish", url)
         prepare.append(("build", {"scale": scale, "shop_url": url}))
         settle = _checkpoint(ctx.admin.url())

@@ -4,7 +4,6 @@ killed while it builds an index leaves the old marts."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import psycopg2
@@ -14,6 +13,7 @@ from psycopg2 import errors
 from elt import roles
 from elt.publish import publish
 from elt.settings import Connection
+from tests.helpers.publishing import start_publish
 from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
@@ -145,16 +145,7 @@ def test_a_publish_killed_while_building_indexes_leaves_the_old_marts(database):
     publish(url, audit="audit", published="analytics")
     before = _definition(url, "analytics")
     _build_audit(url, 2, slow_index=True)
-    failure: list[BaseException] = []
-
-    def run_publish() -> None:
-        try:
-            publish(url, audit="audit", published="analytics")
-        except BaseException as exc:  # reported to the test thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=run_publish)
-    worker.start()
+    worker, failure = start_publish(url)
     killed = _kill_index_build(url)
     worker.join(timeout=60)
 
