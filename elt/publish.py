@@ -190,7 +190,10 @@ def _index_statements(
             )
             statements.append((add + sql.SQL(constraint_def), None))
         else:
-            head, on, tail = index_def.partition(f" ON {qualified} ")
+            # "ON ONLY" for an index of a partitioned table (the copy is a plain table)
+            head, on, tail = index_def.replace(" ON ONLY ", " ON ", 1).partition(
+                f" ON {qualified} "
+            )
             if not on:
                 raise PublishError(f"cannot read the definition of index {index!r}: {index_def}")
             create = sql.Composed([sql.SQL(f"{head} ON "), target, sql.SQL(f" {tail}")])

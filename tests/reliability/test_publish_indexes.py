@@ -160,3 +160,29 @@ def test_a_publish_killed_while_building_indexes_leaves_the_old_marts(database):
     publish(url, audit="audit", published="analytics")  # the rerun publishes version 2
     assert rows(url, "select count(*), min(version) from analytics.orders") == [(ROWS, 2)]
     assert _definition(url, "analytics") == _definition(url, "audit")
+
+
+def test_a_partitioned_mart_is_published_as_a_table_with_its_indexes(database):
+    url = database
+    rows(
+        url,
+        "set role elt_transformer; drop schema if exists audit cascade; create schema audit;"
+        " create table audit.events (id int, day date, kind text, primary key (id, day))"
+        " partition by range (day);"
+        " create table audit.events_2026 partition of audit.events"
+        " for values from ('2026-01-01') to ('2027-01-01');"
+        " create index events_kind_idx on audit.events (kind);"
+        " insert into audit.events select g, date '2026-01-01' + g %% 300, 'k' || g %% 5"
+        " from generate_series(1, 1000) as g",
+        (),
+    )
+
+    assert publish(url, audit="audit", published="analytics").tables == {
+        "events": 1000,
+        "events_2026": 1000,
+    }
+    assert rows(
+        url,
+        "select indexname from pg_indexes where schemaname = 'analytics'"
+        " and tablename = 'events' order by indexname",
+    ) == [("events_kind_idx",), ("events_pkey",)]
