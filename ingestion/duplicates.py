@@ -70,11 +70,14 @@ def _duplicates(table: str, paths: list[str], key: list[str]) -> Duplicates | No
     repeated_hashes = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     if not repeated_hashes.size:
         return None
-    candidates = pa.Table.from_batches(
+    candidates = pa.concat_tables(
         [
-            batch.filter(pa.array(np.isin(_hashes(batch), repeated_hashes)))
+            pa.Table.from_batches(
+                [batch.filter(pa.array(np.isin(_hashes(batch), repeated_hashes)))]
+            )
             for batch in _key_batches(paths, key)
-        ]
+        ],
+        promote_options="permissive",  # files of one table may differ: int32/int64 …
     )
     counts = candidates.group_by(key).aggregate([([], "count_all")])
     repeated = counts.filter(pc.greater(counts["count_all"], 1))
@@ -89,22 +92,17 @@ def _duplicates(table: str, paths: list[str], key: list[str]) -> Duplicates | No
 
 
 def _key_batches(paths: list[str], key: list[str]) -> Iterator[pa.RecordBatch]:
-    """The key columns of every file, :data:`BATCH_ROWS` rows at a time, in one schema."""
-    schema = None
+    """The key columns of every file, :data:`BATCH_ROWS` rows at a time."""
     for path in paths:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=key):
-            # files of one table can differ in a column's type (int32/int64, string/large):
-            # equal keys must hash alike, so every batch takes the first file's types
-            schema = schema or batch.schema
-            yield batch if batch.schema == schema else batch.cast(schema)
+        yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=key)
 
 
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _hashes(batch: pa.RecordBatch) -> np.ndarray:
-    """One 64-bit hash per row of ``batch``'s key columns: equal keys hash alike (other
-    keys rarely do; the caller compares real values)."""
+    """One 64-bit hash per row of ``batch``'s key columns: equal keys hash alike whatever
+    the width of their type (other keys rarely do; the caller compares real values)."""
     combined = np.zeros(batch.num_rows, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for column in batch.columns:
@@ -113,9 +111,16 @@ def _hashes(batch: pa.RecordBatch) -> np.ndarray:
 
 
 def _column_hashes(column: pa.Array) -> np.ndarray:
+    hashes = _value_hashes(column)
+    if column.null_count:  # whatever bytes a null slot holds
+        hashes[column.is_null().to_numpy(zero_copy_only=False)] = 0
+    return hashes
+
+
+def _value_hashes(column: pa.Array) -> np.ndarray:
     with np.errstate(over="ignore"):
         if pa.types.is_integer(column.type):
-            return column.fill_null(0).to_numpy().astype(np.uint64)
+            return column.fill_null(0).to_numpy().astype(np.uint64)  # a copy: writable
         if not pa.types.is_string(column.type):
             column = column.cast(pa.string())  # decimals, dates, timestamps: as text
         text = column.cast(pa.large_binary())
