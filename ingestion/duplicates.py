@@ -3,8 +3,9 @@
 A source whose key constraint was dropped can send a key twice in one extract; dlt's merge
 keeps one row per key and says nothing. After normalize, the key columns of each checked
 table are read from the package's Parquet files (key columns only) and grouped; a key seen
-twice is reported with the count and a few examples. Tables loaded from other file formats
-(the dict path of REST APIs) are not checked.
+twice is reported with the count and a few examples. Tables that dlt writes in other
+formats (the dict path of REST APIs) leave no Parquet to read back: their root items are
+counted as they are extracted (:class:`ItemKeys`), the same rule on the same batch.
 
 Memory stays small whatever the batch's size: the key columns are read in batches and kept
 only as one 64-bit hash per row; only the rows whose hash is repeated (the duplicates, and
@@ -14,7 +15,8 @@ key at once held ≈ 1 GiB for 3.2M text keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +24,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 EXAMPLES = 3
+_NAMING = NamingConvention()
 BATCH_ROWS = 65_536
 """Key rows read at a time."""
 
@@ -146,9 +150,7 @@ def _value_hashes(column: pa.Array) -> np.ndarray:
 def key_policies(source: Any) -> dict[str, tuple[list[str], str]]:
     """dlt table name → (dlt key columns, ``fail``/``warn``) of every keyed table, resource
     or file set of a configured source."""
-    from dlt.common.normalizers.naming.snake_case import NamingConvention
-
-    naming = NamingConvention()
+    naming = _NAMING
     items = getattr(source, "tables", None) or getattr(source, "resources", None) or {}
     items = items or getattr(source, "files", None) or {}
     return {
@@ -159,3 +161,64 @@ def key_policies(source: Any) -> dict[str, tuple[list[str], str]]:
         for name, item in items.items()
         if item.primary_key
     }
+
+
+class ItemKeys:
+    """The primary keys of one table's dict items, counted as dlt extracts them.
+
+    Added to a resource with ``resource.add_map(ItemKeys(...))``; it returns each item
+    unchanged. The keys are kept exactly (a set of tuples): REST batches are pages of an API,
+    far smaller than the database batches the Parquet check hashes.
+    """
+
+    def __init__(self, table: str, columns: list[str]) -> None:
+        self.table = table
+        self.columns = columns  # dlt's names (``user_id``)
+        self._fields: list[str] | None = None  # the items' own names (``userId``)
+        self._seen: set[tuple[Any, ...]] = set()
+        self._repeats: Counter[tuple[Any, ...]] = Counter()
+
+    def __call__(self, item: Any) -> Any:
+        """Count ``item``'s key (items without the key columns are dlt's to refuse)."""
+        if isinstance(item, dict):
+            if self._fields is None:
+                named = {_NAMING.normalize_identifier(name): name for name in item}
+                self._fields = [named.get(column, column) for column in self.columns]
+            key = tuple(_hashable(item.get(field)) for field in self._fields)
+            if key in self._seen:
+                self._repeats[key] += 1
+            else:
+                self._seen.add(key)
+        return item
+
+    def found(self) -> Duplicates | None:
+        """The keys seen more than once so far, or None."""
+        if not self._repeats:
+            return None
+        return Duplicates(
+            table=self.table,
+            keys=len(self._repeats),
+            rows=sum(self._repeats.values()) + len(self._repeats),
+            examples=[dict(zip(self.columns, key, strict=True)) for key in self._repeats][
+                :EXAMPLES
+            ],
+        )
+
+
+def _hashable(value: Any) -> Any:
+    return repr(value) if isinstance(value, dict | list) else value
+
+
+def count_item_keys(
+    resources: Iterable[Any], policies: dict[str, tuple[list[str], str]]
+) -> list[ItemKeys]:
+    """An :class:`ItemKeys` on every resource whose table is keyed in ``policies`` (see
+    :func:`key_policies`), added to the resource; returns them to read after the extract."""
+    counters = []
+    for resource in resources:
+        table = _NAMING.normalize_table_identifier(resource.name)
+        if table in policies:
+            counter = ItemKeys(table, policies[table][0])
+            resource.add_map(counter)
+            counters.append(counter)
+    return counters
