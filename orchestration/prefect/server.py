@@ -121,3 +121,20 @@ def start(
             raise ServerStartError(f"the Prefect server did not start on port {port}:\n{tail}")
         time.sleep(0.2)
     return server
+
+
+def api_error(exc: Exception) -> str:
+    """One line for a failed Prefect API call: status, method and path, and the server's
+    ``detail``; for a connection failure, the error itself."""
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        request, response = exc.request, exc.response
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text[:200]
+        detail = body.get("detail") if isinstance(body, dict) else body
+        said = f": {detail}" if detail else ""
+        return f"HTTP {response.status_code} on {request.method} {request.url.path}{said}"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}"
