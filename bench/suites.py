@@ -46,7 +46,7 @@ SUITES: dict[str, Suite] = {
     "full": Suite(
         name="full",
         command="make bench",
-        cases=(*ALL_CASES, "gx_vs_sql", "prefect_vs_dbt", "airflow_parse"),
+        cases=(*ALL_CASES, "gx_vs_sql", "prefect_vs_dbt", "airflow_parse", "scheduled"),
         base_years=1.0,
         ingest_factors=(10,),
         file_factor=1,
