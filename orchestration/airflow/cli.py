@@ -136,6 +136,10 @@ def backfill(
     console.print(f"[green]backfill of {pipeline} created[/] for {start} … {end}:")
     console.print(done.stdout.strip()[-2000:], highlight=False, markup=False)
     console.print(f"its runs start once the DAG is unpaused (`airflow dags unpause {pipeline}`)")
+    console.print(
+        f"a scheduled run of {pipeline} that falls while the backfill runs is refused by the"
+        " pipeline's lease (see docs/scheduled-runs.md, Backfills)"
+    )
 
 
 @app.command()
