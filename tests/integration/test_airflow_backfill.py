@@ -1,8 +1,8 @@
 """``elt airflow backfill`` through Airflow 3's scheduler: three daily intervals of the demo
 shop, one run each, after a first full load; every run's ingest loads exactly the orders of
-its interval (the orders cursor without lookback here, so the windows do not overlap: each
-day's rows carry that day's load id), and running one interval again changes nothing in the
-raw tables or the marts.
+its interval (the orders keyed on ordered_at without lookback here, so the windows do not
+overlap: each day's rows carry that day's load id), running one interval again changes nothing
+in the raw tables or the marts, and the marts then equal those of one full refresh.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from tests.helpers.orchestrators import (
     isolated_env,
     orders_on,
     project_document,
-    query,
+    published_fingerprints,
+    with_backfill_orders,
 )
 from tests.helpers.process_env import elt_command, free_port
 
@@ -28,24 +29,6 @@ pytestmark = pytest.mark.integration
 PIPELINE = "jaffle_daily"
 PARSE_TIMEOUT_S = 300
 BACKFILL_TIMEOUT_S = 900
-# the published orders without the columns naming the load a row came from (a rerun of an
-# interval loads it again, under a new load id, by design)
-ORDERS_FINGERPRINT = """
-    select md5(string_agg(row_text, ',' order by row_text)) from (
-        select (to_jsonb(o) - array(
-            select key from jsonb_object_keys(to_jsonb(o)) as key
-            where key like '\\_%%' or key in ('load_id', 'loaded_at')
-        ))::text as row_text
-        from analytics.orders as o
-    ) as rows_
-"""
-
-
-BACKFILL_FIXTURE_STALE = (
-    "the demo orders' cursor became updated_at (set when the demo shop is generated), so"
-    " per-day backfill windows no longer split the demo's orders; rewrite the fixture with"
-    " a cursor whose values span the days (issue 17 stays open)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +41,7 @@ def airflow_up(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     pipe["retries"] = {"count": 0, "delay": "1s"}
     pipe["notify"] = {"on": ["failure"], "urls": ["env:ALERT_URL"]}
     document["pipelines"] = {PIPELINE: pipe}
-    document["sources"]["shop"]["tables"]["orders"].pop("lookback", None)
+    with_backfill_orders(document)
     pg.create_database("airflow")
     for key in ("AIRFLOW__COSMOS__CACHE_DIR", "DLT_DATA_DIR", "PREFECT_HOME"):
         os.environ.pop(key, None)
@@ -88,8 +71,8 @@ def _backfill(*args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.timeout(1800)  # five DAG runs through the scheduler, one after another
-@pytest.mark.skip(reason=BACKFILL_FIXTURE_STALE)
+# five DAG runs one after another and a full refresh: ~28 min on a busy 2-core machine
+@pytest.mark.timeout(2700)
 def test_backfill_loads_each_interval_exactly_and_a_rerun_changes_nothing(airflow_up):
     env, api = airflow_up
     days = busy_days(env.shop_url)
@@ -113,7 +96,8 @@ def test_backfill_loads_each_interval_exactly_and_a_rerun_changes_nothing(airflo
     counts = {day: orders_on(env.shop_url, "orders", day) for day in days}
     assert {day: orders_on(env.warehouse_url, "raw_shop.orders", day) for day in days} == counts
     assert {day: orders_on(env.warehouse_url, "analytics.orders", day) for day in days} == counts
-    before = query(env.warehouse_url, ORDERS_FINGERPRINT)[0][0]
+    before = published_fingerprints(env.warehouse_url)
+    assert "orders" in before
 
     _backfill("--from", days[1].isoformat(), "--to", days[1].isoformat(), "--rerun")
     api.wait_for_backfills(PIPELINE, 2, BACKFILL_TIMEOUT_S)
@@ -123,9 +107,15 @@ def test_backfill_loads_each_interval_exactly_and_a_rerun_changes_nothing(airflo
     assert again[days[1]] != loads[days[1]]  # the interval was loaded again …
     # … and changed nothing
     assert {day: orders_on(env.warehouse_url, "raw_shop.orders", day) for day in days} == counts
-    assert query(env.warehouse_url, ORDERS_FINGERPRINT)[0][0] == before
+    assert published_fingerprints(env.warehouse_url) == before
     runs = api.call("GET", f"/dags/{PIPELINE}/dagRuns?limit=100&run_type=backfill")["dag_runs"]
     assert {r["state"] for r in runs} == {"success"}, runs
+
+    # the marts after the backfill are those of one full refresh of everything
+    api.call("PATCH", f"/dags/{PIPELINE}", {"is_paused": True})
+    refreshed = elt_command("run", PIPELINE, "--full-refresh", timeout=900)
+    assert refreshed.returncode == 0, refreshed.stdout + refreshed.stderr
+    assert published_fingerprints(env.warehouse_url) == before
 
 
 def test_backfill_of_an_unknown_pipeline_names_the_known_ones(airflow_up):
