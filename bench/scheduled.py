@@ -36,6 +36,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ WORKER = "bench"
 RUN_TIMEOUT_S = 1800
 START_TIMEOUT_S = 600
 POLL_S = 0.5
+RETRIES_503 = 5  # as Prefect's own client (2 … 32 s)
 TARGET = 1.5  # scheduled run time at most 1.5× `elt run`
 BLOCK = "scheduled"  # its own marked block in BENCHMARKS.md
 VARIANTS = {
@@ -81,9 +83,16 @@ def _call(url: str, method: str = "GET", body: Any = None, token: str | None = N
         data=None if body is None else json.dumps(body).encode(),
         headers=headers,
     )
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-        text = response.read()
-    return json.loads(text) if text else None
+    for attempt in range(RETRIES_503 + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                text = response.read()
+            return json.loads(text) if text else None
+        except urllib.error.HTTPError as exc:  # a busy Prefect server asks for a retry
+            if exc.code != 503 or attempt == RETRIES_503:
+                raise
+            time.sleep(2 ** (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _checked(command: list[str], env: dict[str, str], what: str, timeout: float = 900) -> str:

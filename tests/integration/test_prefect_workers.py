@@ -161,17 +161,8 @@ def _deployment(env: PrefectEnv, flow: str) -> dict:
 
 
 def _set_paused(env: PrefectEnv, flow: str, paused: bool) -> None:
-    import json
-    import urllib.request
-
     deployment = _deployment(env, flow)
-    request = urllib.request.Request(  # noqa: S310 - the test server's http URL
-        f"{env.api_url}/deployments/{deployment['id']}",
-        data=json.dumps({"paused": paused}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="PATCH",
-    )
-    urllib.request.urlopen(request, timeout=30).close()  # noqa: S310
+    env.api(f"/deployments/{deployment['id']}", {"paused": paused}, method="PATCH")
 
 
 def _started_runs(env: PrefectEnv, deployment_id: str) -> list[dict]:
