@@ -329,6 +329,7 @@ def measure(repeats: int, years: float) -> dict[str, list[dict]]:
             if service is not None:
                 service.stop()
         demo.stop_api()
+        _checked(_elt("down"), env, "elt down (the bench's warehouse)", timeout=120)
     return samples
 
 
