@@ -36,7 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,6 @@ WORKER = "bench"
 RUN_TIMEOUT_S = 1800
 START_TIMEOUT_S = 600
 POLL_S = 0.5
-RETRIES_503 = 5  # as Prefect's own client (2 … 32 s)
 TARGET = 1.5  # scheduled run time at most 1.5× `elt run`
 BLOCK = "scheduled"  # its own marked block in BENCHMARKS.md
 VARIANTS = {
@@ -73,26 +71,10 @@ def _elt(*args: str) -> list[str]:
 
 
 def _call(url: str, method: str = "GET", body: Any = None, token: str | None = None) -> Any:
-    """One JSON request to a local API (Airflow or Prefect)."""
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(  # noqa: S310 - the local http servers
-        url,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers=headers,
-    )
-    for attempt in range(RETRIES_503 + 1):
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-                text = response.read()
-            return json.loads(text) if text else None
-        except urllib.error.HTTPError as exc:  # a busy Prefect server asks for a retry
-            if exc.code != 503 or attempt == RETRIES_503:
-                raise
-            time.sleep(2 ** (attempt + 1))
-    raise AssertionError("unreachable")
+    """One JSON request to a local API (Airflow or Prefect), a 503 retried."""
+    from orchestration.prefect.server import call_json
+
+    return call_json(url, body, method=method, token=token)
 
 
 def _checked(command: list[str], env: dict[str, str], what: str, timeout: float = 900) -> str:

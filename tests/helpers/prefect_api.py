@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,9 +12,6 @@ from pathlib import Path
 from tests.helpers.orchestrators import OrchestrationEnv
 
 EVENTS_TIMEOUT_S = 60.0
-# a busy server answers 503 (its SQLite locked) for the client to retry, as Prefect's own
-# client does (PREFECT_CLIENT_MAX_RETRIES, 5): the same bounded backoff here, 2 … 32 s
-RETRIES_503 = 5
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 PAGE = 200
 
@@ -55,23 +49,9 @@ class PrefectEnv(OrchestrationEnv):
     def api(self, path: str, body: dict | None = None, method: str | None = None):
         """Call the Prefect REST API (POST when a body is given); a 503 is retried like
         Prefect's client does."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(  # noqa: S310 - the test server's http URL
-            f"{self.api_url}{path}",
-            data=data,
-            headers={"Content-Type": "application/json"},
-            method=method,
-        )
-        for attempt in range(RETRIES_503 + 1):
-            try:
-                with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                    text = response.read()
-                    return json.loads(text) if text else None
-            except urllib.error.HTTPError as exc:
-                if exc.code != 503 or attempt == RETRIES_503:
-                    raise
-                time.sleep(2 ** (attempt + 1))
-        raise AssertionError("unreachable")
+        from orchestration.prefect.server import call_json
+
+        return call_json(f"{self.api_url}{path}", body, method=method, timeout=30)
 
 
 def task_runs_of(env: PrefectEnv, flow_run_id: str) -> list[dict]:

@@ -118,3 +118,34 @@ def test_airflow_backfill_says_which_database_failed_in_one_line(project, monkey
     assert f"Full output: {log}" in line
     assert "Traceback" in log.read_text()  # the detail is kept, for whoever needs it
     assert PASSWORD not in done.stderr + log.read_text()
+
+
+def test_a_busy_prefect_server_is_asked_again_and_its_answer_used():
+    """The test helpers' and the bench's calls retry a 503 (SQLite busy) as Prefect's client."""
+    from orchestration.prefect.server import call_json
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append(self.path)
+            busy = len(seen) == 1
+            self.send_response(503 if busy else 200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            body = {"exception_message": "Service Unavailable"} if busy else [{"id": "r1"}]
+            self.wfile.write(json.dumps(body).encode())
+
+        def log_message(self, *args) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/api/flow_runs/filter"
+        assert call_json(url, {"limit": 1}) == [{"id": "r1"}]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == ["/api/flow_runs/filter"] * 2
