@@ -283,6 +283,11 @@ def backfill(
     wanted = schedules.intervals(config.pipelines[pipeline].schedule, first, last)
     if not wanted:
         raise fail(f"pipelines.{pipeline}: no scheduled interval starts in {from_date} … {to_date}")
+    if len(wanted) > MAX_BACKFILL_RUNS:
+        raise fail(
+            f"{len(wanted)} intervals of pipelines.{pipeline}'s schedule start in {from_date} …"
+            f" {to_date}: more than {MAX_BACKFILL_RUNS} runs at once; narrow --from/--to"
+        )
     url = _require_server()
     import httpx
     from prefect.client.orchestration import get_client

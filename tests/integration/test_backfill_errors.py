@@ -105,6 +105,14 @@ def test_prefect_backfill_names_the_failed_call_and_how_to_resume(project, faili
     assert "`elt prefect backfill daily --from 2026-01-01 --to 2026-01-03`" in line
 
 
+def test_prefect_backfill_refuses_more_runs_than_a_year_of_days(project, failing_prefect):
+    done = elt_command("prefect", "backfill", "daily", "--from", "2024-01-01", "--to", "2025-12-31")
+    assert done.returncode == 1
+    line = _one_error_line(done.stderr)
+    assert "731 intervals of pipelines.daily's schedule start in 2024-01-01" in line
+    assert "more than 400 runs at once; narrow --from/--to" in line
+
+
 def test_airflow_backfill_says_which_database_failed_in_one_line(project, monkeypatch):
     url = f"postgresql://airflow:{PASSWORD}@127.0.0.1:{free_port()}/airflow"
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", url)
