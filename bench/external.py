@@ -24,8 +24,10 @@ SCRIPTS: dict[str, tuple[str, list[str], str]] = {
     ),
     "airflow_parse": ("airflow_parse.py", [], ""),
     "prefect_vs_dbt": ("prefect_vs_dbt.py", ["--repeats", "3"], "its own state folder"),
+    "scheduled": ("scheduled.py", ["--repeats", "2"], "its own state folder, Redis"),
 }
-OWN_HOME = {"prefect_vs_dbt"}  # scripts that start their own warehouse in $BENCH_HOME
+# scripts that start their own warehouse in $BENCH_HOME
+OWN_HOME = {"prefect_vs_dbt", "scheduled"}
 
 
 def script_env(name: str, env: dict[str, str]) -> dict[str, str]:

@@ -47,7 +47,14 @@ SUITES: dict[str, Suite] = {
     "full": Suite(
         name="full",
         command="make bench",
-        cases=(*ALL_CASES, "publish", "gx_vs_sql", "prefect_vs_dbt", "airflow_parse"),
+        cases=(
+            *ALL_CASES,
+            "publish",
+            "gx_vs_sql",
+            "prefect_vs_dbt",
+            "airflow_parse",
+            "scheduled",
+        ),
         base_years=1.0,
         ingest_factors=(10,),
         file_factor=1,

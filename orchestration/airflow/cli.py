@@ -94,9 +94,12 @@ def backfill(
     import sys
     from pathlib import Path
 
+    from elt import paths
+    from elt.redact import redact
+    from elt.subprocesses import error_line
     from orchestration.airflow import environment
 
-    config = load_config()
+    config = load_config(check_env=False)  # only the schedule counts; no source secrets here
     if pipeline not in config.pipelines:
         raise fail(f"unknown pipeline {pipeline!r}; known: {', '.join(config.pipelines)}")
     if not config.pipelines[pipeline].schedule:
@@ -121,10 +124,22 @@ def backfill(
     command += ["--max-active-runs", "1", "--reprocess-behavior", "completed" if rerun else "none"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     if done.returncode != 0:
-        raise fail(f"airflow backfill create failed:\n{(done.stdout + done.stderr)[-2000:]}")
+        log = paths.state_dir() / "logs" / "airflow-backfill.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(redact(done.stdout + done.stderr))
+        reason = error_line(done.stderr or done.stdout)
+        raise fail(
+            f"airflow backfill create for {pipeline} failed: {reason}"
+            f" — is Airflow's metadata database reachable and the DAG parsed (`elt airflow up`)?"
+            f" Full output: {log}"
+        )
     console.print(f"[green]backfill of {pipeline} created[/] for {start} … {end}:")
     console.print(done.stdout.strip()[-2000:], highlight=False, markup=False)
     console.print(f"its runs start once the DAG is unpaused (`airflow dags unpause {pipeline}`)")
+    console.print(
+        f"a scheduled run of {pipeline} that falls while the backfill runs is refused by the"
+        " pipeline's lease (see docs/scheduled-runs.md, Backfills)"
+    )
 
 
 @app.command()

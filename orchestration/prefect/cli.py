@@ -273,7 +273,7 @@ def backfill(
 
     from orchestration.prefect import schedules
 
-    config = load_config()
+    config = load_config(check_env=False)  # only the schedule counts; no source secrets here
     _pipelines(config, [pipeline])
     try:
         first = dt.datetime.fromisoformat(from_date).replace(tzinfo=dt.UTC)
@@ -283,28 +283,48 @@ def backfill(
     wanted = schedules.intervals(config.pipelines[pipeline].schedule, first, last)
     if not wanted:
         raise fail(f"pipelines.{pipeline}: no scheduled interval starts in {from_date} … {to_date}")
-    _require_server()
+    if len(wanted) > MAX_BACKFILL_RUNS:
+        raise fail(
+            f"{len(wanted)} intervals of pipelines.{pipeline}'s schedule start in {from_date} …"
+            f" {to_date}: more than {MAX_BACKFILL_RUNS} runs at once; narrow --from/--to"
+        )
+    url = _require_server()
+    import httpx
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    with get_client(sync_client=True) as client:
-        try:
-            deployment = client.read_deployment_by_name(f"{pipeline}/{target}")
-        except ObjectNotFound:
-            raise fail(
-                f"no deployment {pipeline}/{target}: run `elt prefect deploy` first"
-            ) from None
-        for start, end in wanted:
-            client.create_flow_run_from_deployment(
-                deployment.id,
-                parameters={
-                    "data_interval_start": start.isoformat(),
-                    "data_interval_end": end.isoformat(),
-                },
-                name=f"backfill-{start:%Y-%m-%dT%H%M}",
-                tags=["backfill"],
-            )
-            console.print(f"[green]✓[/] {pipeline}: {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}")
+    from orchestration.prefect.server import api_error
+
+    queued = 0
+    try:
+        with get_client(sync_client=True) as client:
+            try:
+                deployment = client.read_deployment_by_name(f"{pipeline}/{target}")
+            except ObjectNotFound:
+                raise fail(
+                    f"no deployment {pipeline}/{target}: run `elt prefect deploy` first"
+                ) from None
+            for start, end in wanted:
+                client.create_flow_run_from_deployment(
+                    deployment.id,
+                    parameters={
+                        "data_interval_start": start.isoformat(),
+                        "data_interval_end": end.isoformat(),
+                    },
+                    name=f"backfill-{start:%Y-%m-%dT%H%M}",
+                    tags=["backfill"],
+                )
+                queued += 1
+                console.print(
+                    f"[green]✓[/] {pipeline}: {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}"
+                )
+    except httpx.HTTPError as exc:
+        rest = wanted[min(queued, len(wanted) - 1)][0]
+        raise fail(
+            f"the Prefect API at {url} failed ({api_error(exc)}); {queued} of {len(wanted)}"
+            f" backfill run(s) of {pipeline} queued. Check the server (its log, load), then run"
+            f" `elt prefect backfill {pipeline} --from {rest:%Y-%m-%d} --to {to_date}`"
+        ) from None
     console.print(f"{len(wanted)} flow run(s) queued on deployment {pipeline}/{target}")
 
 

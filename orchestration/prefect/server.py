@@ -11,6 +11,7 @@ home skips the database migrations (the slow part of a first start).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -26,6 +27,7 @@ from orchestration.prefect.environment import prepare
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
+RETRIES_503 = 5  # as Prefect's own client (PREFECT_CLIENT_MAX_RETRIES): after 2, 4 … 32 s
 
 
 class ServerStartError(RuntimeError):
@@ -121,3 +123,51 @@ def start(
             raise ServerStartError(f"the Prefect server did not start on port {port}:\n{tail}")
         time.sleep(0.2)
     return server
+
+
+def api_error(exc: Exception) -> str:
+    """One line for a failed Prefect API call: status, method and path, and the server's
+    ``detail``; for a connection failure, the error itself."""
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        request, response = exc.request, exc.response
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text[:200]
+        detail = body.get("detail") if isinstance(body, dict) else body
+        said = f": {detail}" if detail else ""
+        return f"HTTP {response.status_code} on {request.method} {request.url.path}{said}"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}"
+
+
+def call_json(
+    url: str,
+    body: object = None,
+    *,
+    method: str | None = None,
+    token: str | None = None,
+    timeout: float = 60,
+) -> object:
+    """One JSON request to a local API (POST when ``body`` is given); a 503 — a busy Prefect
+    server's "retry later" — is retried with the backoff Prefect's own client uses."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(  # noqa: S310 - local http servers
+        url,
+        data=None if body is None else json.dumps(body).encode(),
+        headers=headers,
+        method=method,
+    )
+    for attempt in range(RETRIES_503 + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+                text = response.read()
+            return json.loads(text) if text else None
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or attempt == RETRIES_503:
+                raise
+            time.sleep(2 ** (attempt + 1))
+    raise AssertionError("unreachable")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,14 +46,12 @@ class PrefectEnv(OrchestrationEnv):
 
     api_url: str = ""
 
-    def api(self, path: str, body: dict | None = None):
-        """Call the Prefect REST API (POST when a body is given)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(  # noqa: S310 - the test server's http URL
-            f"{self.api_url}{path}", data=data, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return json.loads(response.read())
+    def api(self, path: str, body: dict | None = None, method: str | None = None):
+        """Call the Prefect REST API (POST when a body is given); a 503 is retried like
+        Prefect's client does."""
+        from orchestration.prefect.server import call_json
+
+        return call_json(f"{self.api_url}{path}", body, method=method, timeout=30)
 
 
 def task_runs_of(env: PrefectEnv, flow_run_id: str) -> list[dict]:

@@ -1,14 +1,16 @@
 """``elt airflow backfill`` through Airflow 3's scheduler: three daily intervals of the demo
 shop, one run each, after a first full load; every run's ingest loads exactly the orders of
-its interval (the orders cursor without lookback here, so the windows do not overlap: each
-day's rows carry that day's load id), and running one interval again changes nothing in the
-raw tables or the marts.
+its interval (the orders keyed on ordered_at without lookback here, so the windows do not
+overlap: each day's rows carry that day's load id), and the marts then equal those of one
+full refresh. Running one interval again (``--rerun``) should change nothing: a known bug
+makes that run fail (see RERUN_CLEARS_NODES).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -19,7 +21,9 @@ from tests.helpers.orchestrators import (
     isolated_env,
     orders_on,
     project_document,
+    published_fingerprints,
     query,
+    with_backfill_orders,
 )
 from tests.helpers.process_env import elt_command, free_port
 
@@ -28,24 +32,6 @@ pytestmark = pytest.mark.integration
 PIPELINE = "jaffle_daily"
 PARSE_TIMEOUT_S = 300
 BACKFILL_TIMEOUT_S = 900
-# the published orders without the columns naming the load a row came from (a rerun of an
-# interval loads it again, under a new load id, by design)
-ORDERS_FINGERPRINT = """
-    select md5(string_agg(row_text, ',' order by row_text)) from (
-        select (to_jsonb(o) - array(
-            select key from jsonb_object_keys(to_jsonb(o)) as key
-            where key like '\\_%%' or key in ('load_id', 'loaded_at')
-        ))::text as row_text
-        from analytics.orders as o
-    ) as rows_
-"""
-
-
-BACKFILL_FIXTURE_STALE = (
-    "the demo orders' cursor became updated_at (set when the demo shop is generated), so"
-    " per-day backfill windows no longer split the demo's orders; rewrite the fixture with"
-    " a cursor whose values span the days (issue 17 stays open)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +44,7 @@ def airflow_up(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     pipe["retries"] = {"count": 0, "delay": "1s"}
     pipe["notify"] = {"on": ["failure"], "urls": ["env:ALERT_URL"]}
     document["pipelines"] = {PIPELINE: pipe}
-    document["sources"]["shop"]["tables"]["orders"].pop("lookback", None)
+    with_backfill_orders(document)
     pg.create_database("airflow")
     for key in ("AIRFLOW__COSMOS__CACHE_DIR", "DLT_DATA_DIR", "PREFECT_HOME"):
         os.environ.pop(key, None)
@@ -88,9 +74,9 @@ def _backfill(*args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.timeout(1800)  # five DAG runs through the scheduler, one after another
-@pytest.mark.skip(reason=BACKFILL_FIXTURE_STALE)
-def test_backfill_loads_each_interval_exactly_and_a_rerun_changes_nothing(airflow_up):
+# four DAG runs one after another and a full refresh: ~25 min on a busy 2-core machine
+@pytest.mark.timeout(2700)
+def test_backfill_loads_each_interval_exactly_and_the_marts_equal_a_full_refresh(airflow_up):
     env, api = airflow_up
     days = busy_days(env.shop_url)
 
@@ -108,24 +94,67 @@ def test_backfill_loads_each_interval_exactly_and_a_rerun_changes_nothing(airflo
     runs = api.call("GET", f"/dags/{PIPELINE}/dagRuns?limit=100&run_type=backfill")["dag_runs"]
     assert sorted(r["data_interval_start"][:10] for r in runs) == [d.isoformat() for d in days]
     assert {r["state"] for r in runs} == {"success"}, runs
-    loads = day_loads(env.warehouse_url, days)
+    loads = day_loads(env.warehouse_url, days)  # one load per day, holding only that day
     assert len(set(loads.values())) == 3
     counts = {day: orders_on(env.shop_url, "orders", day) for day in days}
     assert {day: orders_on(env.warehouse_url, "raw_shop.orders", day) for day in days} == counts
     assert {day: orders_on(env.warehouse_url, "analytics.orders", day) for day in days} == counts
-    before = query(env.warehouse_url, ORDERS_FINGERPRINT)[0][0]
+    before = published_fingerprints(env.warehouse_url)
+    assert "orders" in before
+
+    # the marts after the backfill are those of one full refresh of everything
+    api.call("PATCH", f"/dags/{PIPELINE}", {"is_paused": True})
+    refreshed = elt_command("run", PIPELINE, "--full-refresh", timeout=900)
+    assert refreshed.returncode == 0, refreshed.stdout + refreshed.stderr
+    assert published_fingerprints(env.warehouse_url) == before
+
+
+RERUN_CLEARS_NODES = (
+    "`elt airflow backfill --rerun` clears the whole DAG run; every cleared dbt node task"
+    " (try 2) then re-runs its own node beside the producer's new dbt build, and the"
+    " concurrent dbt invocations collide on the stored-failures views (`relation … already"
+    " exists`, `drop external …`): the gate closes (issue 17 follow-up)"
+)
+
+
+def _load_ids(url: str, days: list) -> dict:
+    """Per day: the set of dlt loads its raw orders came from."""
+    found = {}
+    for day in days:
+        start = datetime(day.year, day.month, day.day)
+        found[day] = {
+            row[0]
+            for row in query(
+                url,
+                "select distinct _dlt_load_id from raw_shop.orders"
+                " where ordered_at >= %s and ordered_at < %s",
+                (start, start + timedelta(days=1)),
+            )
+        }
+    return found
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.xfail(strict=True, reason=RERUN_CLEARS_NODES)
+def test_a_rerun_of_an_interval_loads_it_again_and_changes_nothing(airflow_up):
+    env, api = airflow_up
+    days = busy_days(env.shop_url)
+    loads = _load_ids(env.warehouse_url, days)
+    counts = {day: orders_on(env.shop_url, "orders", day) for day in days}
+    before = published_fingerprints(env.warehouse_url)
+    api.call("PATCH", f"/dags/{PIPELINE}", {"is_paused": False})
 
     _backfill("--from", days[1].isoformat(), "--to", days[1].isoformat(), "--rerun")
     api.wait_for_backfills(PIPELINE, 2, BACKFILL_TIMEOUT_S)
 
-    again = day_loads(env.warehouse_url, days)
-    assert again[days[0]] == loads[days[0]] and again[days[2]] == loads[days[2]]
-    assert again[days[1]] != loads[days[1]]  # the interval was loaded again …
-    # … and changed nothing
-    assert {day: orders_on(env.warehouse_url, "raw_shop.orders", day) for day in days} == counts
-    assert query(env.warehouse_url, ORDERS_FINGERPRINT)[0][0] == before
     runs = api.call("GET", f"/dags/{PIPELINE}/dagRuns?limit=100&run_type=backfill")["dag_runs"]
     assert {r["state"] for r in runs} == {"success"}, runs
+    again = _load_ids(env.warehouse_url, days)
+    assert again[days[0]] == loads[days[0]] and again[days[2]] == loads[days[2]]
+    assert len(again[days[1]]) == 1 and again[days[1]] != loads[days[1]]  # loaded again …
+    # … and nothing changed
+    assert {day: orders_on(env.warehouse_url, "raw_shop.orders", day) for day in days} == counts
+    assert published_fingerprints(env.warehouse_url) == before
 
 
 def test_backfill_of_an_unknown_pipeline_names_the_known_ones(airflow_up):
