@@ -518,6 +518,30 @@ def scaffold_dbt(
 # -- export -------------------------------------------------------------------------------
 
 
+@app.command()
+def freshness(
+    pipeline: Annotated[str, typer.Argument(help="Pipeline whose sources are checked.")],
+) -> None:
+    """`dbt source freshness` on the pipeline's sources with the thresholds of pipelines.yml;
+    alerts (notify) on a stale table, exits 1 when one passed error_after."""
+    from elt import freshness_check
+
+    config = _load_config()
+    pipe = config.pipeline(pipeline)
+    with console.status("dbt source freshness…"):
+        tables = freshness_check.check(config, pipe)
+    table = Table(title=f"source freshness of {pipe.name}")
+    for column in ("table", "status", "age"):
+        table.add_column(column)
+    for found in tables:
+        age = "-" if found.age_s is None else f"{found.age_s / 3600:.1f} h"
+        table.add_row(f"{found.source}.{found.table}", found.status, age)
+    console.print(table if tables else "no source of this pipeline declares freshness")
+    freshness_check.alert(pipe, tables)
+    if any(found.status in ("error", "runtime error") for found in tables):
+        raise typer.Exit(1)
+
+
 @app.command("export")
 def export_command(
     pipeline: Annotated[

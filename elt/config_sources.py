@@ -154,7 +154,9 @@ class _SourceBase(Strict):
     pool_slots: int = Field(1, ge=1)
     """Slots of the pool one ingest of this source takes (a heavy source can take several)."""
     freshness: Freshness | None = None
-    """How old the source's raw tables may get (the portal's freshness status)."""
+    """How old the source's raw tables may get: the portal's freshness status and the
+    thresholds of `dbt source freshness` (its `__sources.yml` reads them, see
+    elt/source_freshness.py)."""
 
     @property
     def dataset(self) -> str:

@@ -22,6 +22,8 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import cursor
 
+from elt.source_freshness import dbt_config
+
 _COLUMNS = """
     select c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
       from pg_attribute a
@@ -50,9 +52,8 @@ _CAST = {
 _FRESHNESS = """\
     config:
       loaded_at_field: "to_timestamp(_dlt_load_id::numeric)"
-      freshness:
-        warn_after: {count: 1, period: day}
-        error_after: {count: 3, period: day}
+      # the thresholds of pipelines.yml (sources.{source}.freshness): elt/source_freshness.py
+      freshness: {freshness}
 """
 
 
@@ -272,7 +273,7 @@ def sources_yml(source: str, tables: list[RawTable], description: str = "") -> s
         f"    description: {json.dumps(text)}",
         f"    schema: raw_{source}",
         "    loader: dlt",
-        _FRESHNESS.rstrip("\n"),
+        _FRESHNESS.format(source=source, freshness=dbt_config(source)).rstrip("\n"),
         "    tables:",
     ]
     for table in tables:

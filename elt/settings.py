@@ -164,7 +164,22 @@ def tool_env(conn: Connection | None = None) -> dict[str, str]:
         "ELT_PUBLISHED_SCHEMA": published_schema(),
         # dbt works as the transformer role (profiles.yml `role:`) when the roles are in use
         "ELT_DBT_ROLE": _dbt_role(),
+        **_source_freshness(),
     }
+
+
+def _source_freshness() -> dict[str, str]:
+    """The sources' freshness thresholds for dbt (``elt.source_freshness``); none when
+    pipelines.yml is missing or broken (the command that reads it reports why)."""
+    from elt import config as elt_config  # local imports: config modules import this one
+    from elt import source_freshness
+
+    if not paths.config_file().exists():
+        return {}
+    try:
+        return source_freshness.env(elt_config.load(check_env=False))
+    except elt_config.ConfigError:
+        return {}
 
 
 def _dbt_role() -> str:

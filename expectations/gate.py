@@ -40,7 +40,7 @@ from expectations.results import (
     missing_table_check,
 )
 from expectations.rules import observed_query
-from expectations.samples import failing_keys, key_columns
+from expectations.samples import key_columns
 from expectations.targets import STAGES, Stage, Target
 
 __all__ = ["CheckResult", "QualityConfigError", "QualityOutcome", "run_quality"]
@@ -105,10 +105,9 @@ def run_quality(
         plans = for_stage([*generated, *handwritten], stage, schemas)
         if plans:  # else nothing to check at this stage: do not pay for importing GX
             gate = _Gate(
-                run_id, url, stage, load_id, settings.dbt_schema(), pipe.quality.on_failure
+                run_id, url, stage, load_id, settings.dbt_schema(), pipe.quality.on_failure, config
             )
             outcome.checks, outcome.docs_index = gate.run(pipe.name, plans, generated, schemas)
-            gate.fill_samples(outcome.checks, plans, config)
     if stage == "raw":
         outcome.checks += run_anomaly_checks(pipe, url=url, load_id=load_id, schemas=schemas)
     runs.record_checks(url, run_id, outcome.checks)
@@ -136,6 +135,14 @@ def _raw_schemas(
     if not names:
         return None
     return {config.sources[n].dataset if n in config.sources else f"raw_{n}" for n in names}
+
+
+def _by_table(plans: list[SuitePlan]) -> dict[str, list[SuitePlan]]:
+    """The suites of each table (label), in the order given."""
+    tables: dict[str, list[SuitePlan]] = {}
+    for plan in plans:
+        tables.setdefault(plan.target.label, []).append(plan)
+    return tables
 
 
 def _groups(
@@ -166,6 +173,7 @@ class _Gate:
     load_id: str | None
     audit_schema: str
     on_failure: str
+    config: ProjectConfig
 
     @property
     def by_load(self) -> bool:
@@ -187,9 +195,11 @@ class _Gate:
                 sync.sync_generated_suite(context, plan)
             results = []
             for name, group in _groups(pipeline, self.stage, plans, self.load_id, schemas).items():
-                found, result = self.run_checkpoint(context, name, group)
-                checks += found
-                results += [result] if result is not None else []
+                # one checkpoint per table: GX's result format names the table's key columns
+                for table, suites in _by_table(group).items():
+                    found, result = self.run_checkpoint(context, f"{name}.{table}", suites)
+                    checks += found
+                    results += [result] if result is not None else []
             docs_index = docs.build(context, results)
         self.fill_observed(checks, {plan.name: plan for plan in plans})
         return checks, docs_index
@@ -219,7 +229,8 @@ class _Gate:
         if not present:
             return checks, None
         validations = [sync.sync_validation(context, p, by_load=self.by_load) for p in present]
-        checkpoint = sync.sync_checkpoint(context, name, validations)
+        keys = self.key_columns(present[0].target)
+        checkpoint = sync.sync_checkpoint(context, name, validations, keys)
         result = checkpoint.run(
             batch_parameters={gx_context.LOAD_ID_COLUMN: self.load_id} if self.by_load else None,
             run_id=RunIdentifier(run_name=self.run_id),
@@ -276,20 +287,21 @@ class _Gate:
                 cur.execute(query.format(batch=self.relation(target).as_string(conn)))
                 check.observed_value = json_safe(cur.fetchone()[0])
 
-    def fill_samples(
-        self, checks: list[CheckResult], plans: list[SuitePlan], config: ProjectConfig
-    ) -> None:
-        """A failed column rule keeps the keys of some rows it found (details["sample"])."""
-        by_suite = {plan.name: plan for plan in plans}
-        failed = [c for c in checks if not c.success and c.suite in by_suite]
+    def key_columns(self, target: Target) -> list[str]:
+        """The key of ``target`` (``expectations.samples``), if every key column exists: GX
+        fails every expectation of the table when one does not."""
+        keys = key_columns(self.config, target.schema, target.table)
+        if not keys:
+            return []
+        schema, table = target.qualified(self.audit_schema)
         with runs.connect(self.url) as conn, conn.cursor() as cur:
-            for check in failed:
-                plan = by_suite[check.suite]
-                rule = plan.rules.get(check.expectation_name)
-                keys = key_columns(config, plan.target.schema, plan.target.table) if rule else []
-                found = failing_keys(cur, rule, self.relation(plan.target), keys) if keys else None
-                if found:
-                    check.details["sample"] = found
+            cur.execute(
+                "select column_name from information_schema.columns"
+                " where table_schema = %s and table_name = %s",
+                (schema, table),
+            )
+            present = {row[0] for row in cur.fetchall()}
+        return keys if set(keys) <= present else []
 
     def relation(self, target: Target) -> sql.Composable:
         """What ``{batch}`` means for ``target`` in this run: the table, or one load's rows."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from elt.redact import redact
 from elt.runs import CheckRecord
+from expectations import samples
 from expectations.plan import SuitePlan
 
 CheckResult = CheckRecord
@@ -79,6 +80,9 @@ def check_from_result(
     error = _error(result.exception_info)
     if error:
         details["error"] = error
+    sample = samples.from_result(outcome) if not result.success else None
+    if sample:
+        details["sample"] = sample
     observed = outcome.get("observed_value", outcome.get("unexpected_count"))
     meta = config.meta or {}
     if "expected" in meta:

@@ -1,18 +1,20 @@
-"""Sample keys of the rows a failed column rule found, for the data-docs check page.
+"""Which rows a failed column rule found: GX's ``unexpected_index_list``, keyed by the table's
+key, for the data-docs check page.
 
 GX reports a sample of the unexpected *values* (for a not-null rule: a list of nulls); a
-reader needs to know *which rows*. For a failed ``not_null``, ``range``, ``accepted_values``
-or ``unique`` rule this reads up to ``LIMIT`` rows of the batch that break it, with the
-table's key: the primary key declared in ``pipelines.yml`` for a raw table, the column dbt
-tests as ``unique`` for a mart (from the manifest of the last build).
+reader needs to know *which rows*. GX says so itself when the result format names the
+columns that identify a row (``unexpected_index_column_names``): each checkpoint of the gate
+runs the suites of one table, with that table's key — the primary key declared in
+``pipelines.yml`` for a raw table, the column dbt tests as ``unique`` for a mart (from the
+manifest of the last build) — and a failed column check keeps up to ``LIMIT`` of the rows GX
+returns in ``partial_unexpected_index_list`` (the key and the checked column).
 """
 
 from __future__ import annotations
 
-from psycopg2 import sql
+from typing import Any
 
-from elt.config import ProjectConfig, Rule
-from expectations.rules import quote_identifier
+from elt.config import ProjectConfig
 
 LIMIT = 10
 
@@ -36,38 +38,17 @@ def key_columns(config: ProjectConfig, schema: str | None, table: str) -> list[s
     return []
 
 
-def _predicate(rule: Rule, relation: sql.Composable) -> sql.Composable | None:
-    column = sql.SQL(quote_identifier(str(rule.column))) if rule.column else None
-    if column is None:
-        return None
-    if rule.type == "not_null":
-        return sql.SQL("{} is null").format(column)
-    if rule.type == "range":
-        parts = []
-        if rule.min is not None:
-            parts.append(sql.SQL("{} < {}").format(column, sql.Literal(rule.min)))
-        if rule.max is not None:
-            parts.append(sql.SQL("{} > {}").format(column, sql.Literal(rule.max)))
-        return sql.SQL(" or ").join(parts)
-    if rule.type == "accepted_values":
-        values = sql.SQL(", ").join(sql.Literal(v) for v in rule.values)
-        return sql.SQL("{} not in ({})").format(column, values)
-    if rule.type == "unique":
-        return sql.SQL("{} in (select {} from {} group by 1 having count(*) > 1)").format(
-            column, column, relation
-        )
-    return None
+def result_format(base: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """``base`` asking GX for the keys of the unexpected rows too (``keys`` may be empty)."""
+    return {**base, "unexpected_index_column_names": list(keys)} if keys else dict(base)
 
 
-def failing_keys(cur, rule: Rule, relation: sql.Composable, keys: list[str]) -> dict | None:
-    """{"columns", "rows"}: the keys (and the checked column) of up to LIMIT failing rows."""
-    where = _predicate(rule, relation)
-    if where is None or not keys:
+def from_result(result: dict[str, Any]) -> dict[str, Any] | None:
+    """{"columns", "rows"}: the rows GX found, as ``unexpected_index_list`` keyed them
+    (None when GX returned no keyed rows)."""
+    found = result.get("partial_unexpected_index_list") or result.get("unexpected_index_list")
+    if not found or not isinstance(found[0], dict):
         return None
-    columns = [*keys, *([str(rule.column)] if rule.column and rule.column not in keys else [])]
-    select = sql.SQL(", ").join(sql.SQL(quote_identifier(c)) for c in columns)
-    query = sql.SQL("select {} from {} where {} limit {}").format(
-        select, relation, where, sql.Literal(LIMIT)
-    )
-    cur.execute(query)
-    return {"columns": columns, "rows": [[str(v) for v in row] for row in cur.fetchall()]}
+    columns = list(found[0])
+    rows = [["null" if row.get(c) is None else str(row.get(c)) for c in columns] for row in found]
+    return {"columns": columns, "rows": rows[:LIMIT]}

@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from expectations import context as gx_context
+from expectations import samples
 from expectations.plan import SuitePlan
 from expectations.rules import to_expectation
 
@@ -84,8 +85,11 @@ def sync_validation(context: FileDataContext, plan: SuitePlan, *, by_load: bool)
     )
 
 
-def sync_checkpoint(context: FileDataContext, name: str, validations: list[Any]) -> Any:
-    """The checkpoint running ``validations``.
+def sync_checkpoint(
+    context: FileDataContext, name: str, validations: list[Any], keys: list[str] | None = None
+) -> Any:
+    """The checkpoint running ``validations`` (``keys``: the columns GX identifies the
+    unexpected rows by, see :mod:`expectations.samples`).
 
     It has no Data Docs action: GX's action rebuilds the site once per suite, and Data Docs
     are built once per gate run instead (see :mod:`expectations.docs`), 3x faster.
@@ -93,10 +97,11 @@ def sync_checkpoint(context: FileDataContext, name: str, validations: list[Any])
     import great_expectations as gx
 
     wanted = sorted(validation.name for validation in validations)
+    result_format = samples.result_format(RESULT_FORMAT, keys or [])
     existing = _get(context.checkpoints, name)
     if existing is not None:
         names = sorted(validation.name for validation in existing.validation_definitions)
-        if names == wanted and existing.result_format == RESULT_FORMAT and not existing.actions:
+        if names == wanted and existing.result_format == result_format and not existing.actions:
             return existing
         context.checkpoints.delete(name)
     ordered = sorted(validations, key=lambda validation: validation.name)
@@ -105,7 +110,7 @@ def sync_checkpoint(context: FileDataContext, name: str, validations: list[Any])
             name=name,
             validation_definitions=ordered,
             actions=[],
-            result_format=RESULT_FORMAT,
+            result_format=result_format,
         )
     )
 

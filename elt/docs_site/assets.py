@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from elt import paths
-from elt.docs_site.layout import BACK_BAR_STYLE, GX_STYLE, back_bar
+from elt.docs_site.layout import BACK_BAR_STYLE, DBT_NARROW_STYLE, GX_STYLE, back_bar
 
 # a tag that fetches from another host when the page loads: stylesheets, scripts, images...
 _REMOTE_TAG = re.compile(
@@ -192,7 +192,7 @@ def copy_dbt_docs(generated: Path, target: Path) -> Path | None:
         manifest.write_text(json.dumps(data), encoding="utf-8")
     index = target / "index.html"
     html = _fix_dbt_requests(index.read_text(encoding="utf-8"))
-    html = html.replace("</head>", f"<style>{BACK_BAR_STYLE}</style></head>", 1)
+    html = html.replace("</head>", f"<style>{BACK_BAR_STYLE}{DBT_NARROW_STYLE}</style></head>", 1)
     html = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + back_bar("../", "float"), html, count=1)
     index.write_text(html, encoding="utf-8")
     return index

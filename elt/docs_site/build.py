@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from elt import lineage, paths, settings
-from elt.docs_site import asset_pages, assets, catalog, history, layout, pages
+from elt.docs_site import asset_pages, assets, catalog, history, layout, pages, published_relations
 
 
 @dataclass
@@ -73,6 +73,13 @@ def build_site(
     data = history.load(
         url, limit=limit, config=config, manifest=catalog.load_manifest(manifest_path)
     )
+    if manifest_path is not None:
+        published_relations.name_published(
+            manifest_path.parent,
+            [mart.name for mart in data.catalog.marts],
+            settings.published_schema(),
+            settings.dbt_schema(),
+        )
     if assets.copy_gx_docs(staging / "gx", gx_source):
         links.gx_index = "gx-results.html"
         links.gx_pages = assets.gx_pages_by_run(staging / "gx", [r.run_id for r in data.runs])

@@ -59,6 +59,13 @@ BACK_BAR_STYLE = (
 )
 # GX tables are wider than a phone: they scroll inside themselves, not the page
 GX_STYLE = "table{display:block;overflow-x:auto;max-width:100%}"
+# dbt's app is 960 px wide at least (a 300 px project tree beside the page) and clips the
+# rest on a phone: there the tree goes (dbt's search stays) and the page takes the width
+DBT_NARROW_STYLE = (
+    "@media (max-width:700px){body,.app{min-width:0!important;width:100%!important}"
+    ".app-menu{display:none!important}.app-content{width:100%!important;left:0!important}"
+    ".app-content .app-body{overflow-x:auto}.detail-body{white-space:normal!important}}"
+)
 
 
 @dataclass

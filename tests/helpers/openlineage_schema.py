@@ -1,8 +1,13 @@
 """The core of the OpenLineage 2-0-2 RunEvent JSON schema, for validating emitted events.
 
-openlineage-python ships typed classes generated from the spec but not the spec's JSON
-schema, and the tests run offline, so the RunEvent part of the spec (required fields,
-formats, the event-type enum, datasets and the base facet rule) is written out here.
+No installable package ships the spec's JSON schema (checked 2026-12-04): the wheels of
+openlineage-python 1.54.0 (and its 1.39.0 sdist) carry typed classes generated from it but no
+``OpenLineage.json``; openlineage-integration-common 1.54.0 and
+apache-airflow-providers-openlineage 2.20.3 ship only facet schemas (dbt, BigQuery, GX,
+Airflow facets) that ``$ref`` the spec by URL (``https://openlineage.io/spec/2-0-2/
+OpenLineage.json``), which the offline tests cannot fetch. So the RunEvent part of the spec
+(required fields, formats, the event-type enum, datasets and the base facet rule) is written
+out here.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from elt import paths
+from elt import config as elt_config
+from elt import paths, source_freshness
 from tests.helpers.jaffle_figures import (
     Entities,
     customer_figures,
@@ -469,7 +470,8 @@ def test_broken_inputs_fail_the_right_tests(pg, jaffle_csvs, tmp_path: Path) -> 
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The parsed project (no database needed)."""
     work = tmp_path_factory.mktemp("parse")
-    result = Dbt(PARSE_ENV, work / "target", work / "logs")("parse")
+    env = {**PARSE_ENV, **source_freshness.env(elt_config.load())}
+    result = Dbt(env, work / "target", work / "logs")("parse")
     assert result.success, result.exception
     return json.loads((work / "target" / "manifest.json").read_text())
 
@@ -538,10 +540,13 @@ def test_sources_check_freshness_on_the_dlt_load_time(manifest: dict) -> None:
         "social.tweets",
         "landing.supplies",
     }
+    # the thresholds are pipelines.yml's (sources.<name>.freshness), not dbt's own copy
+    wanted = source_freshness.thresholds(elt_config.load())
+    assert wanted["shop"]["error_after"] == {"count": 2, "period": "day"}
     for table in data_tables:
         assert table["loaded_at_field"] == "to_timestamp(_dlt_load_id::numeric)"
-        assert table["freshness"]["warn_after"]["count"]
-        assert table["freshness"]["error_after"]["count"]
+        freshness = {k: table["freshness"][k] for k in ("warn_after", "error_after")}
+        assert freshness == wanted[table["source_name"]], table["name"]
 
 
 def test_a_folder_without_schema_fails_the_parse_naming_the_model(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ on 127.0.0.1 and opened by headless Chromium (Debian's, driven by Playwright).""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -44,7 +44,7 @@ class Portal:
     warn_run: str
     good_rows: dict[str, int]
     shop_rows: dict[str, int]
-    warehouse: str
+    warehouse: str = field(repr=False)  # holds the password: kept out of failure reports
 
 
 def _customers_without_orders(shop_admin: str, count: int) -> None:
@@ -206,6 +206,16 @@ def test_a_mart_turns_stale_when_the_clock_moves(portal: Portal, page) -> None:
     assert badge.get_attribute("data-state") == "error"
 
 
+def test_a_raw_table_turns_stale_by_its_sources_thresholds(portal: Portal, page) -> None:
+    _moved_clock(page, 25)  # shop: warn after 1 d, error after 2 d (pipelines.yml)
+    page.goto(portal.url + "assets/raw_shop.orders.html")
+    badge = page.locator(".fact-freshness [data-state]")
+    assert badge.get_attribute("data-state") == "warn"
+    page.clock.set_fixed_time(page.evaluate("Date.now()") + 24 * 3600 * 1000)
+    page.reload()
+    assert badge.get_attribute("data-state") == "error"
+
+
 def test_the_fixed_failure_is_marked_resolved(portal: Portal, page) -> None:
     page.goto(portal.url + "checks.html")
     resolved = page.locator('#all-checks tr[data-status="resolved"]')
@@ -250,6 +260,27 @@ def test_the_dbt_link_opens_the_lineage_page(portal: Portal, page) -> None:
     page.get_by_text("customers", exact=True).first.wait_for(state="attached")
     page.wait_for_selector("canvas")
     assert page.locator("#portal-bar a").first.get_attribute("href") == "../index.html"
+
+
+def _dbt_detail(page, label: str) -> str:
+    """The value of one row of the details box of a dbt docs page."""
+    row = page.locator("dl.detail", has=page.locator("dt.detail-label", has_text=label))
+    return row.first.locator("dd.detail-value").inner_text()
+
+
+def test_dbt_docs_name_the_published_relation_of_a_mart(portal: Portal, page) -> None:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(portal.url + "dbt/index.html#!/model/model.elt.customers")
+    page.locator("dt.detail-label", has_text="Relation").first.wait_for()
+    database = urlparse(portal.warehouse).path.lstrip("/")
+    assert _dbt_detail(page, "Relation") == f"{database}.analytics.customers"
+    assert _dbt_detail(page, "elt_built_in") == "audit.customers"  # where dbt built it
+    page.goto(portal.url + "dbt/index.html#!/model/model.elt.stg_shop__customers")
+    page.locator("dt.detail-label", has_text="Relation").first.wait_for()
+    assert _dbt_detail(page, "Relation") == f"{database}.audit_staging.stg_shop__customers"
+    assert errors == []  # the routes the crawler cannot reach (one document, many routes)
 
 
 def test_gx_pages_keep_their_styling_offline(portal: Portal, page) -> None:
@@ -305,16 +336,26 @@ def test_every_page_loads_without_console_errors_or_failed_requests(
     assert failed == []
 
 
+DBT_ROUTES = ("model/model.elt.customers", "source/source.elt.shop.orders", "overview")
+"""dbt's pages are routes of one document, which the crawler sees once."""
+
+
 def test_every_page_fits_390_px(portal: Portal, browser_context) -> None:
     pages, _, _ = _crawl(browser_context, portal.url)
+    pages += [f"{portal.url}dbt/index.html#!/{route}" for route in DBT_ROUTES]
     tab = browser_context.new_page()
     tab.set_viewport_size({"width": 390, "height": 844})
     too_wide = []
     for url in pages:
-        if "/dbt/" in url:  # dbt's own app lays itself out
-            continue
         tab.goto(url)
-        width = tab.evaluate("document.documentElement.scrollWidth")
+        if "/dbt/" in url:  # angular draws the route after the load
+            tab.wait_for_function(
+                "document.querySelector('.app-content > .app-body.ng-scope')?.innerText.trim()"
+            )
+        # dbt's app is a fixed box: a too-wide body is clipped, not scrolled, so measure both
+        width = tab.evaluate(
+            "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
+        )
         if width > 390:
             too_wide.append(f"{url}: {width}px")
     tab.close()

@@ -141,10 +141,18 @@ def _create_tables(url: str) -> None:
                     f"insert into {schema}.customers values (%s, %s, %s, %s)", customers
                 )
             cur.execute(f"create schema {RAW}")
-            cur.execute(f"create table {RAW}.orders (id text, _dlt_load_id text not null)")
+            cur.execute(
+                f"create table {RAW}.orders (code text, id text, _dlt_load_id text not null)"
+            )
             cur.executemany(
-                f"insert into {RAW}.orders values (%s, %s)",
-                [("1", LOAD_1), ("2", LOAD_1), ("3", LOAD_1), ("4", LOAD_2), (None, LOAD_2)],
+                f"insert into {RAW}.orders values (%s, %s, %s)",
+                [
+                    ("a", "1", LOAD_1),
+                    ("b", "2", LOAD_1),
+                    ("c", "3", LOAD_1),
+                    ("d", "4", LOAD_2),
+                    ("e", None, LOAD_2),
+                ],
             )
     finally:
         conn.close()
@@ -169,7 +177,17 @@ def story(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     # the committed hand-written suite (expectations/suites/orders.json) runs beside the
     # generated ones
     config_file = gx_dir / "pipelines.yml"
-    config_file.write_text(yaml.safe_dump({"version": 1, "pipelines": PIPELINES}))
+    # the raw table's key (not its checked column) identifies the rows GX reports
+    sources = {
+        SOURCE: {
+            "type": "sql_database",
+            "credentials": "env:GX_TEST_SHOP_URL?",
+            "tables": {"orders": {"primary_key": "code"}},
+        }
+    }
+    config_file.write_text(
+        yaml.safe_dump({"version": 1, "sources": sources, "pipelines": PIPELINES})
+    )
     runs.record_loads(url, f"load-{TAG}", [runs.LoadRecord(SOURCE, "orders", 3, LOAD_1, 0.1)])
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ELT_GX_DIR", str(gx_dir))
@@ -285,6 +303,9 @@ def test_raw_tables_whole_and_per_load(story: Story) -> None:
     assert whole[f"not_null_{RAW}_orders_id"].observed_value == 1
     assert not whole[f"not_null_{RAW}_orders_id"].success
     assert whole[f"row_count_{RAW}_orders"].observed_value == 5
+    # GX's unexpected_index_list, keyed by the primary key from pipelines.yml
+    sample = whole[f"not_null_{RAW}_orders_id"].details["sample"]
+    assert sample == {"columns": ["code", "id"], "rows": [["e", "null"]]}
     first = gate(story, "raw-load-1", stage="raw", load_id=LOAD_1)  # source from elt_meta.loads
     assert all(check.success for check in first.checks)
     assert by_name(first)[f"row_count_{RAW}_orders"].observed_value == 3
@@ -292,8 +313,11 @@ def test_raw_tables_whole_and_per_load(story: Story) -> None:
     second = by_name(gate(story, "raw-load-2", stage="raw", load_id=LOAD_2, source=SOURCE))
     assert second[f"not_null_{RAW}_orders_id"].observed_value == 1
     assert second[f"row_count_{RAW}_orders"].observed_value == 2
+    assert second[f"not_null_{RAW}_orders_id"].details["sample"]["rows"] == [["e", "null"]]
     checkpoints = story.gx_dir / "gx" / "checkpoints"
-    assert (checkpoints / f"gxt.{RAW}.by_load_id.json").exists()
+    # one checkpoint per table: its result format names the table's key
+    checkpoint = json.loads((checkpoints / f"gxt.{RAW}.by_load_id.{RAW}.orders.json").read_text())
+    assert checkpoint["result_format"]["unexpected_index_column_names"] == ["code"]
 
 
 def test_a_missing_table_is_one_clear_failure(story: Story) -> None:

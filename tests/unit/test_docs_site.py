@@ -231,3 +231,48 @@ def test_gx_links_to_pages_that_are_gone_lose_their_href(tmp_path: Path) -> None
     assert '<a href="../index.html">portal</a>' in kept  # outside GX: written later
     assert '<a href="expectations/orders.html">o</a>' in kept
     assert '<a data-missing="expectations/gone.html">g</a>' in kept
+
+
+def _node(name: str, schema: str, alias: str | None = None, kind: str = "model") -> dict:
+    relation = f'"warehouse"."{schema}"."{alias or name}"'
+    return {
+        "resource_type": kind,
+        "name": name,
+        "alias": alias or name,
+        "database": "warehouse",
+        "schema": schema,
+        "relation_name": relation,
+        "config": {"meta": {"owner": "finance"}},
+        "meta": {"owner": "finance"},
+    }
+
+
+def test_dbt_docs_name_the_published_relation_of_published_marts_only(tmp_path: Path) -> None:
+    from elt.docs_site.published_relations import name_published
+
+    nodes = {
+        "model.acme.fct_revenue": _node("fct_revenue", "audit", alias="revenue"),  # aliased
+        "model.acme.helper": _node("helper", "audit"),  # a table publish did not copy
+        "model.acme.stg_orders": _node("stg_orders", "audit_staging"),
+        "seed.acme.revenue": _node("revenue", "audit_seeds", kind="seed"),
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps({"nodes": nodes}))
+    catalog = {uid: {"metadata": {"schema": n["schema"]}} for uid, n in nodes.items()}
+    (tmp_path / "catalog.json").write_text(json.dumps({"nodes": catalog}))
+
+    changed = name_published(tmp_path, ["revenue"], "reporting", "audit")
+
+    assert changed == ["model.acme.fct_revenue"]
+    after = json.loads((tmp_path / "manifest.json").read_text())["nodes"]
+    revenue = after["model.acme.fct_revenue"]
+    assert revenue["relation_name"] == '"warehouse"."reporting"."revenue"'
+    assert revenue["schema"] == "reporting"
+    assert revenue["meta"] == {"owner": "finance", "elt_built_in": "audit.revenue"}
+    assert after["model.acme.helper"]["relation_name"] == '"warehouse"."audit"."helper"'
+    assert after["seed.acme.revenue"]["schema"] == "audit_seeds"
+    schemas = {
+        uid: e["metadata"]["schema"]
+        for uid, e in json.loads((tmp_path / "catalog.json").read_text())["nodes"].items()
+    }
+    assert schemas["model.acme.fct_revenue"] == "reporting"
+    assert schemas["model.acme.helper"] == "audit"

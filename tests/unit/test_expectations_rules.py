@@ -228,3 +228,25 @@ def test_observed_values_are_json_and_readable() -> None:
     )
     assert format_observed(check) == "1,234 (12.50%) (expected 0)"
     assert check.blocking and not check.warning
+
+
+def test_gx_unexpected_index_list_becomes_the_sample_of_failing_rows() -> None:
+    from expectations import samples
+
+    result = {
+        "unexpected_count": 12,
+        "unexpected_index_column_names": ["shop_id", "order_no"],
+        "partial_unexpected_index_list": [
+            {"shop_id": "s1", "order_no": i, "customer_id": None} for i in range(12)
+        ],
+    }
+    sample = samples.from_result(result)
+    assert sample is not None
+    assert sample["columns"] == ["shop_id", "order_no", "customer_id"]
+    assert sample["rows"][0] == ["s1", "0", "null"]
+    assert len(sample["rows"]) == samples.LIMIT
+    # no keys asked for: GX returns plain values, there is no row to name
+    assert samples.from_result({"partial_unexpected_list": [None, None]}) is None
+    base = {"result_format": "SUMMARY"}
+    assert samples.result_format(base, []) == base
+    assert samples.result_format(base, ["id"])["unexpected_index_column_names"] == ["id"]
