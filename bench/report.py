@@ -21,6 +21,7 @@ HEADINGS = {
     "ingest_db": "Database → warehouse",
     "ingest_files": "Files → warehouse",
     "ingest_api": "REST API → warehouse",
+    "ingest_shop": "Shop source (five small tables): per-run fixed cost",
     "incremental": "Incremental vs full refresh",
     "e2e": "End to end (`elt run`)",
     "external": "Other bench scripts",

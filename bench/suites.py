@@ -8,6 +8,7 @@ ALL_CASES = (
     "ingest_db",
     "ingest_files",
     "ingest_api",
+    "ingest_shop",
     "incremental_ingest",
     "incremental_dbt",
     "e2e",

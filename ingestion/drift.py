@@ -14,6 +14,7 @@ with the columns the pipeline's schema already has.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,11 +41,15 @@ class TableDrift:
 
 
 def table_drift(
-    source: SqlDatabaseSource, url: str, stored: dict[str, Any]
+    source: SqlDatabaseSource,
+    url: str,
+    stored: dict[str, Any],
+    reflected: Callable[[str], sa.Table] | None = None,
 ) -> dict[str, TableDrift]:
     """The drift of every configured table already in ``stored`` (the pipeline schema's
-    ``tables``); tables without drift are left out. Reflects the source tables (one query
-    each, no data read)."""
+    ``tables``); tables without drift are left out. Reads the source tables' columns from
+    ``reflected`` (the built source's one reflection pass, which the extract reuses), else
+    reflects them here (no data read)."""
     known = {
         name: stored[_naming.normalize_table_identifier(name)]["columns"]
         for name in source.tables
@@ -52,17 +57,24 @@ def table_drift(
     }
     if not known:
         return {}
-    engine = sa.create_engine(url)
+    engine = None
+    if reflected is None:
+        engine = sa.create_engine(url)
+        metadata = sa.MetaData()
+
+        def reflected(name: str) -> sa.Table:
+            return sa.Table(name, metadata, schema=source.schema_, autoload_with=engine)
+
     try:
         drifts = {}
         for name, columns in known.items():
-            reflected = sa.Table(name, sa.MetaData(), schema=source.schema_, autoload_with=engine)
-            drift = _compare(reflected, columns)
+            drift = _compare(reflected(name), columns)
             if drift.added or drift.removed or drift.retyped:
                 drifts[name] = drift
         return drifts
     finally:
-        engine.dispose()
+        if engine is not None:
+            engine.dispose()
 
 
 def _compare(reflected: sa.Table, columns: dict[str, Any]) -> TableDrift:
@@ -95,14 +107,22 @@ def read_in_full(source: SqlDatabaseSource, tables: list[str]) -> SqlDatabaseSou
     return source.model_copy(update={"tables": changed})
 
 
-def apply_drift(pipeline: Any, source: SqlDatabaseSource, loader_url: str, say) -> list[str]:
+def apply_drift(
+    pipeline: Any,
+    source: SqlDatabaseSource,
+    loader_url: str,
+    say,
+    reflected: Callable[[str], sa.Table] | None = None,
+) -> list[str]:
     """Check the drift of ``source`` against ``pipeline``'s schema before the extract: fail on
     changed types (and on removed columns under ``freeze``), make removed columns NULL-able in
-    raw, and return the incremental tables to read in full for their added columns."""
+    raw, and return the incremental tables to read in full for their added columns.
+    ``reflected``: the source's tables as the built source reflected them."""
     if source.name not in pipeline.schema_names:
         return []
     schema = pipeline.schemas[source.name]
-    drifts = table_drift(source, resolve_env(source.credentials) or "", schema.tables)
+    url = resolve_env(source.credentials) or ""
+    drifts = table_drift(source, url, schema.tables, reflected)
     for table, drift in drifts.items():
         _refuse(source, table, drift)
     removed = {table: drift.removed for table, drift in drifts.items() if drift.removed}

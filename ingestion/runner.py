@@ -102,6 +102,7 @@ def ingest(
     result = IngestResult(source=source.name, dataset=source.dataset)
     started = time.monotonic()
     secrets: list[str] = []
+    built: BuiltSource | None = None
     prepare_dlt_environment()
     try:
         with _pipeline_lock(source), _quiet_dlt_warnings(), _fast_path_settings():
@@ -121,8 +122,9 @@ def ingest(
                 say(f"{source.name}: syncing state with the warehouse")
                 pipeline.sync_destination()
                 if isinstance(source, SqlDatabaseSource):
-                    grown = apply_drift(pipeline, source, loader, say)
+                    grown = apply_drift(pipeline, source, loader, say, built.reflected)
                     if grown:  # read in full this once, for their new columns
+                        _close(built)
                         built = build_source(
                             read_in_full(source, grown), data_interval=data_interval
                         )
@@ -144,6 +146,7 @@ def ingest(
         log.debug("ingest of %s failed: %s", source.name, error)
         raise error from None  # the original may quote a URL with a password
     finally:
+        _close(built)
         close_shared_databases()
         result.duration_s = round(time.monotonic() - started, 3)
     say(f"{source.name}: {sum(result.rows.values()):,} rows in {result.duration_s:.1f} s")
@@ -167,6 +170,8 @@ def _run(
         table = resource.table_name
         result.rows.setdefault(table if isinstance(table, str) else resource.name, 0)
     say(f"{name}: extracting" + (" (full refresh)" if full_refresh else ""))
+    if built.before_extract:
+        built.before_extract()
     pipeline.extract(
         built.source,
         refresh="drop_sources" if full_refresh else None,
@@ -179,6 +184,12 @@ def _run(
     info = pipeline.load()
     _record_load(info, result)
     _check_file_format(result, built.loader_file_format, say)
+
+
+def _close(built: BuiltSource | None) -> None:
+    """Release what the built source holds (its database engine)."""
+    if built is not None and built.close:
+        built.close()
 
 
 def _check_duplicates(

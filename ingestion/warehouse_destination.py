@@ -6,13 +6,15 @@ once more to read the server's type catalog: ≈ 65 ms per file against ≈ 10 m
 connection of an existing database, paid by every 100k-row file of a load. Here each load
 job's connection is an ``adbc_clone()`` of one template connection per warehouse URL (ADBC's
 own way to share a database), opened on first use and closed by :func:`close_shared_databases`
-when the ingest ends. Everything else is dlt's PostgreSQL destination unchanged, and it
+when the ingest ends (the source reader of :mod:`ingestion.sources.adbc_reader` shares the
+source database's the same way). Everything else is dlt's PostgreSQL destination unchanged, and it
 reports the same destination type, so pipelines loaded before keep their state.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 from typing import Any
 
@@ -43,7 +45,18 @@ class WarehouseClient(PostgresClient):
 
 
 class warehouse(postgres):  # lower case, as dlt names its destination factories
-    """``dlt.destinations.postgres`` with :class:`WarehouseClient`."""
+    """``dlt.destinations.postgres`` with :class:`WarehouseClient`, its capabilities
+    computed once."""
+
+    def capabilities(self, config: Any = None, naming: Any = None) -> Any:
+        """dlt's capabilities; without a config or naming they are the same for the whole
+        ingest (the factory is made per ingest), yet dlt asks about a dozen times per run and
+        each time resolves the destination's configuration anew: computed once, copied out."""
+        if config is not None or naming is not None:
+            return super().capabilities(config, naming)
+        if self.__dict__.get("_capabilities") is None:
+            self.__dict__["_capabilities"] = super().capabilities()
+        return copy.deepcopy(self.__dict__["_capabilities"])
 
     @property
     def client_class(self) -> type[PostgresClient]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import time
 
+from bench.cases import sling_peer
 from bench.cases.common import (
     SOURCE_ADMIN_URL,
     SOURCE_URL,
@@ -107,8 +108,18 @@ def pandas_to_sql(params: dict) -> dict:
     return {"rows": count_rows(warehouse_url(), "bench_pandas", table), "work_s": work}
 
 
+def sling(params: dict) -> dict:
+    """``sling run`` from the source table into the warehouse (full refresh)."""
+    table = params["table"]
+    stream = ["--src-conn", "BENCH_SLING_SOURCE", "--src-stream", f"public.{table}"]
+    return sling_peer.copy_into_warehouse(
+        table, stream, {"BENCH_SLING_SOURCE": env_url(SOURCE_URL)}
+    )
+
+
 VARIANTS = {
     "ours": ours,
+    "sling": sling,
     "copy_pipe": copy_pipe,
     "dlt_defaults": dlt_defaults,
     "pandas": pandas_to_sql,

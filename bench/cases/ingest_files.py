@@ -6,6 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench.cases import sling_peer
 from bench.cases.common import (
     connection,
     count_rows,
@@ -40,4 +41,10 @@ def direct_copy(params: dict) -> dict:
     return {"rows": count_rows(target, "bench_files_copy", "items"), "work_s": work}
 
 
-VARIANTS = {"ours": ours, "direct_copy": direct_copy}
+def sling(params: dict) -> dict:
+    """``sling run`` of the folder's CSV files into the warehouse (full refresh)."""
+    stream = ["--src-stream", f"{Path(params['folder']).as_uri()}/"]
+    return sling_peer.copy_into_warehouse("items", stream, {})
+
+
+VARIANTS = {"ours": ours, "direct_copy": direct_copy, "sling": sling}

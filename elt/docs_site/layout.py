@@ -31,6 +31,7 @@ h1{font-size:1.4rem;overflow-wrap:anywhere}h2{font-size:1.1rem;margin-top:24px}
 table{border-collapse:collapse;background:#fff;margin:8px 0}
 th,td{border:1px solid #d9dde3;padding:4px 8px;text-align:left;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
+td:first-child{overflow-wrap:anywhere;min-width:10ch}
 .status-succeeded,.fresh-fresh,.check-passing,.check-resolved{color:#137333;font-weight:600}
 .status-failed,.status-error,.fresh-error,.check-open.sev-fail,.sev-fail{color:#b3261e;
 font-weight:600}

@@ -100,9 +100,10 @@ class AdbcTableLoader(ConnectorXTableLoader):
         return f"column types ADBC does not read exactly: {', '.join(odd)}" if odd else None
 
     def _read_adbc(self, query: str) -> Iterator[Any]:
-        from adbc_driver_postgresql import dbapi
+        # the tables of a source share one ADBC database (its type catalog read once)
+        from ingestion.warehouse_destination import shared_connection
 
-        with dbapi.connect(self.get_connection_url()) as conn, conn.cursor() as cursor:
+        with shared_connection(self.get_connection_url()) as conn, conn.cursor() as cursor:
             cursor.execute(query)
             # closed (its thread stopped) before the connection it reads from
             with closing(prefetched(cursor.fetch_record_batch(), PREFETCH_BATCHES)) as batches:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from dlt.common.schema import Schema
 from dlt.common.schema.typing import TSchemaContractDict, TTableSchemaColumns
@@ -20,12 +21,17 @@ class BuiltSource:
 
     ``loader_file_format`` is ``"parquet"`` for Arrow data (bulk load through ADBC) and None
     for the destination's default. ``secrets`` are the resolved secret values the runner must
-    scrub from any error text.
+    scrub from any error text. ``before_extract`` runs just before the extract (work shared
+    by the tables, e.g. one reflection pass); ``close`` releases what the source holds;
+    ``reflected`` gives a database source's tables as reflected (the drift check reads them).
     """
 
     source: DltSource
     loader_file_format: str | None = None
     secrets: list[str] = field(default_factory=list)
+    before_extract: Callable[[], None] | None = None
+    close: Callable[[], None] | None = None
+    reflected: Callable[[str], Any] | None = None
 
 
 def schema_contract(mode: str) -> TSchemaContractDict:

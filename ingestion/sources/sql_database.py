@@ -6,14 +6,22 @@ files that PostgreSQL loads through ADBC, so memory stays flat however big the t
 ConnectorX (:mod:`ingestion.sources.adbc_reader`); ``connectorx`` and ``pyarrow`` are dlt's
 own Arrow backends. Reflection is deferred to extraction, so building the source never
 connects to the database (and works offline in unit tests).
+
+The tables of one source share one SQLAlchemy engine and one ``MetaData``: just before the
+extract, :meth:`SourceTables.reflect` reflects every configured table in one pass (SQLAlchemy's
+multi-table reflection, a handful of catalog queries instead of eight per table), and dlt's
+per-table reflection then finds them there. The engine's pool and compiled-statement cache
+serve all tables; :meth:`SourceTables.close` disposes of it when the ingest ends.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import dlt
+import sqlalchemy as sa
 from dlt.extract import DltResource
 from dlt.sources.sql_database import sql_table
 
@@ -30,20 +38,67 @@ from ingestion.sources.common import (
 
 ARROW_BACKENDS = ("adbc", "connectorx", "pyarrow")
 
+log = logging.getLogger("ingestion")
+
+
+class SourceTables:
+    """The engine and metadata the tables of one source share (nothing connects until
+    :meth:`reflect` or the extract)."""
+
+    def __init__(self, config: SqlDatabaseSource, url: str):
+        self.names = list(config.tables)
+        self.engine = sa.create_engine(url) if url else None
+        self.metadata = sa.MetaData(schema=config.schema_)
+        self._reflected = False
+
+    def reflect(self) -> None:
+        """Reflect every configured table that exists in one pass (once). Best effort: a
+        table it cannot reflect (missing, no access, the database down) is left to dlt's
+        per-table reflection at extract, which fails with the error that names it."""
+        if self.engine is None or self._reflected:
+            return
+        self._reflected = True
+        wanted = set(self.names)
+        try:
+            self.metadata.reflect(
+                bind=self.engine, only=lambda name, _meta: name in wanted, views=True
+            )
+        except Exception as exc:  # the extract reflects (and reports) table by table
+            log.debug("reflecting the source tables in one pass failed: %s", exc)
+
+    def table(self, name: str) -> sa.Table:
+        """The reflected table ``name`` (from the one pass, else reflected now; raises
+        SQLAlchemy's ``NoSuchTableError`` when it does not exist)."""
+        self.reflect()
+        schema = self.metadata.schema
+        found = self.metadata.tables.get(f"{schema}.{name}" if schema else name)
+        if found is not None:
+            return found
+        return sa.Table(name, self.metadata, autoload_with=self.engine)
+
+    def close(self) -> None:
+        """Close the engine's pooled connections."""
+        if self.engine is not None:
+            self.engine.dispose()
+
 
 def sql_database_source(
     config: SqlDatabaseSource, *, data_interval: DataInterval | None = None
 ) -> BuiltSource:
     """One resource per configured table, with keys, dispositions and incremental cursors."""
     url = resolve_env(config.credentials) or ""
+    shared = SourceTables(config, url)
     resources = [
-        table_resource(config, url, name, table, data_interval)
+        table_resource(config, url, name, table, data_interval, shared=shared)
         for name, table in config.tables.items()
     ]
     return BuiltSource(
         source=as_source(config.name, resources, config.contract),
         loader_file_format="parquet" if config.backend in ARROW_BACKENDS else None,
         secrets=_url_secrets(url),
+        before_extract=shared.reflect,
+        close=shared.close,
+        reflected=shared.table if shared.engine is not None else None,
     )
 
 
@@ -53,10 +108,13 @@ def table_resource(
     name: str,
     table: SqlTable,
     data_interval: DataInterval | None = None,
+    *,
+    shared: SourceTables | None = None,
 ) -> DltResource:
-    """The ``sql_table`` resource of one table."""
+    """The ``sql_table`` resource of one table (on the source's ``shared`` engine)."""
     resource = sql_table(
-        credentials=url,
+        credentials=shared.engine if shared and shared.engine else url,
+        metadata=shared.metadata if shared else None,
         table=name,
         schema=config.schema_,
         chunk_size=config.chunk_size,

@@ -70,6 +70,8 @@ def fallback_report(context: dict[str, Any]) -> int:
     url = settings.warehouse_url()
     run_id = run_state.run_id_from_context(pipeline, context)
     runs.migrate(url)
+    if _refused_by_lease(url, pipeline, run_id):
+        return 0
     runs.open_run(url, run_id, pipeline, run_state.ORCHESTRATOR, reopen=False)
     result = run_state.load_result(url, run_id, pipeline)
     if any(step.kind == "notify" for step in result.steps):
@@ -86,3 +88,13 @@ def fallback_report(context: dict[str, Any]) -> int:
     if report.event not in pipe.notify.on:
         return 0
     return elt_notify.send(pipe.notify.urls, report)
+
+
+def _refused_by_lease(url: str, pipeline: str, run_id: str) -> bool:
+    """The DAG run never opened its run because another run held the pipeline: like a
+    refused `elt run` or Prefect flow run, it records nothing and alerts nobody (the failed
+    start task's log names the holder)."""
+    if run_state.run_started_at(url, run_id) is not None:
+        return False
+    holder = lease.current(url, pipeline)
+    return holder is not None and holder.run_id != run_id

@@ -113,6 +113,7 @@ def shop(source_db, pg, monkeypatch) -> str:
     execute(
         source_db,
         """
+        drop view if exists big_orders;
         drop table if exists orders, customers;
         create table orders (
             id integer primary key, customer_id integer, status text,
@@ -356,6 +357,44 @@ def test_load_jobs_share_one_adbc_database_and_close_it(shop, warehouse_url, dlt
     assert result.jobs["orders"] >= 5  # 30 rows in small files, one COPY each
     assert query(warehouse_url, "select count(*) from raw_sqlshared.orders") == [(30,)]
     assert other_backends(warehouse_url) == before  # nothing left open by the ingest
+
+
+def test_tables_and_views_of_a_source_load_on_shared_connections_all_closed_after(
+    shop, warehouse_url, dlt_home
+):
+    execute(
+        shop,
+        """
+        create or replace view big_orders as select id, amount from orders where amount > 30;
+        grant select on big_orders to shop_reader;
+        """,
+    )
+    tables = {
+        "orders": {"primary_key": "id", "cursor": "ordered_at"},
+        "customers": {"primary_key": "id"},
+        "big_orders": {"primary_key": "id"},
+    }
+    before = other_backends(shop)
+
+    result = ingest(shop_source("sqlviews", tables=tables), destination_url=warehouse_url)
+
+    assert result.rows == {"orders": 30, "customers": 4, "big_orders": 6}
+    assert query(warehouse_url, "select min(id), max(amount) from raw_sqlviews.big_orders") == [
+        (25, 37.5)
+    ]
+    # the shared engine and ADBC database of the source are closed with the ingest
+    assert other_backends(shop) == before
+
+
+def test_a_missing_table_beside_existing_ones_is_named(shop, warehouse_url, dlt_home):
+    tables = {"orders": {"primary_key": "id"}, "refunds": {"primary_key": "id"}}
+    source = shop_source("sqlmissingtoo", tables=tables)
+
+    with pytest.raises(IngestError) as failure:
+        ingest(source, destination_url=warehouse_url)
+
+    assert "'refunds'" in str(failure.value)
+    assert "does not exist in the source database" in str(failure.value)
 
 
 def test_a_shared_adbc_database_lives_until_closed(warehouse_url):
