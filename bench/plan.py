@@ -26,6 +26,7 @@ class Suite:
     e2e_years: float = 0.1
     e2e_scales: tuple[int, ...] = (1, 10)
     e2e_repeats: int | None = None  # rounds of the end-to-end case (default: ``repeats``)
+    publish_scales: tuple[int, ...] = ()  # demo multiples the publish case compares
 
 
 @dataclass

@@ -24,6 +24,7 @@ HEADINGS = {
     "ingest_shop": "Shop source (five small tables): per-run fixed cost",
     "incremental": "Incremental vs full refresh",
     "e2e": "End to end (`elt run`)",
+    "publish": "Publish (write-audit-publish)",
     "external": "Other bench scripts",
 }
 

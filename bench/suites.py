@@ -47,7 +47,7 @@ SUITES: dict[str, Suite] = {
     "full": Suite(
         name="full",
         command="make bench",
-        cases=(*ALL_CASES, "gx_vs_sql", "prefect_vs_dbt", "airflow_parse"),
+        cases=(*ALL_CASES, "publish", "gx_vs_sql", "prefect_vs_dbt", "airflow_parse"),
         base_years=1.0,
         ingest_factors=(10,),
         file_factor=1,
@@ -56,5 +56,15 @@ SUITES: dict[str, Suite] = {
         dbt_years=1.0,
         e2e_years=0.1,
         e2e_scales=(1, 10, 100),
+        publish_scales=(100, 1000),
+    ),
+    # publish at 100× and 1000× the 0.1-year demo (issue 21): one `elt run` per scale, then
+    # ours and the copy it replaced, 3 rounds; its own block in BENCHMARKS.md
+    "publish": Suite(
+        name="publish",
+        command="python -m bench publish",
+        cases=("publish",),
+        e2e_years=0.1,
+        publish_scales=(100, 1000),
     ),
 }

@@ -26,7 +26,7 @@ from dlt.common.pipeline import LoadInfo
 from elt import roles, settings
 from elt.config import RestApiSource, Source, SqlDatabaseSource, resolve_env
 from ingestion.drift import apply_drift, read_in_full
-from ingestion.duplicates import find_duplicates, key_policies
+from ingestion.duplicates import ItemKeys, count_item_keys, find_duplicates, key_policies
 from ingestion.environment import prepare_dlt_environment
 from ingestion.errors import IngestError, explain, scrub
 from ingestion.fast_path import (
@@ -172,6 +172,11 @@ def _run(
     say(f"{name}: extracting" + (" (full refresh)" if full_refresh else ""))
     if built.before_extract:
         built.before_extract()
+    counters = (  # dlt's dict path leaves no Parquet files to read keys back from
+        []
+        if built.loader_file_format == "parquet"
+        else count_item_keys(built.source.selected_resources.values(), keys)
+    )
     pipeline.extract(
         built.source,
         refresh="drop_sources" if full_refresh else None,
@@ -179,7 +184,7 @@ def _run(
     )
     say(f"{name}: normalizing")
     _count_rows(pipeline.normalize(), result)
-    _check_duplicates(pipeline, keys, result, say)
+    _check_duplicates(pipeline, keys, result, say, counted=counters)
     say(f"{name}: loading into {result.dataset}")
     info = pipeline.load()
     _record_load(info, result)
@@ -197,10 +202,13 @@ def _check_duplicates(
     policies: dict[str, tuple[list[str], str]],
     result: IngestResult,
     say: Progress,
+    *,
+    counted: list[ItemKeys],
 ) -> None:
     """Report keys seen twice in this batch before the merge collapses them: a warning, or
     (``duplicates: fail``) an error that drops the batch, so nothing of it loads."""
     found = find_duplicates(pipeline, {table: keys for table, (keys, _) in policies.items()})
+    found += [dup for dup in (counter.found() for counter in counted) if dup]
     for duplicates in found:
         result.duplicates[duplicates.table] = duplicates.keys
         if policies[duplicates.table][1] == "fail":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from elt.config import FilesystemSource, SqlDatabaseSource
+from elt.config import FilesystemSource, RestApiSource, SqlDatabaseSource
 from ingestion.errors import IngestError
 from ingestion.runner import ingest
 from tests.helpers.warehouse import rows
@@ -88,3 +88,43 @@ def test_duplicate_keys_in_a_csv_file_are_reported(warehouse, dlt_home, tmp_path
         IngestError, match=r"1 key\(s\) appear more than once \(2 rows\), e.g. sku='A'"
     ):
         ingest(source, destination_url=warehouse)
+
+
+def test_duplicate_keys_on_the_rest_dict_path_are_reported(warehouse, dlt_home):
+    """Nested events (dlt's dict path, no Parquet to read back), keyed by a camelCase field,
+    with two ids sent twice across pages: the same failure, then one row per key on warn."""
+    from tests.helpers.events_api import EventsApi, events
+
+    sent = events(12)
+    for event in sent:
+        event["eventId"] = event.pop("id")
+    sent += [{**sent[3], "kind": "again"}, {**sent[7], "kind": "again"}]
+    api = EventsApi(sent, check=lambda _: True, throttle=False)
+
+    def source(policy: str) -> RestApiSource:
+        resource = {"path": "events", "primary_key": "eventId", "duplicates": policy}
+        return RestApiSource.model_validate(
+            {
+                "name": "dupapi",
+                "type": "rest_api",
+                "base_url": api.url,
+                "paginator": {"type": "header_link"},
+                "resources": {"events": resource},
+            }
+        )
+
+    try:
+        with pytest.raises(IngestError) as failed:
+            ingest(source("fail"), destination_url=warehouse)
+        message = str(failed.value)
+        assert "table 'events': 2 key(s) appear more than once (4 rows), e.g. " in message
+        assert "event_id=4" in message and "event_id=8" in message
+        assert rows(warehouse, "select to_regclass('raw_dupapi.events')") == [(None,)]
+
+        warned = ingest(source("warn"), destination_url=warehouse)
+        assert warned.duplicates == {"events": 2}
+        assert rows(warehouse, "select count(*), count(distinct event_id) from raw_dupapi.events")[
+            0
+        ] == (12, 12)
+    finally:
+        api.close()

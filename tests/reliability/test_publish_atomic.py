@@ -11,6 +11,7 @@ import pytest
 
 from elt import roles
 from elt.publish import publish
+from tests.helpers.publishing import start_publish
 from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
@@ -57,16 +58,7 @@ def published(pg) -> str:
 def test_a_publish_killed_half_way_leaves_the_old_marts(published, pg):
     url = published
     _build_audit(url, 2)
-    failure: list[BaseException] = []
-
-    def run_publish() -> None:
-        try:
-            publish(url, audit="audit", published="analytics")
-        except BaseException as exc:  # reported to the test thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=run_publish)
-    worker.start()
+    worker, failure = start_publish(url)
     deadline = time.monotonic() + POLL_DEADLINE_S
     killed = []
     while not killed and time.monotonic() < deadline and worker.is_alive():

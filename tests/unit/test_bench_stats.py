@@ -265,7 +265,9 @@ def test_suites_keep_the_issue_requirements():
     assert set(quick.cases) == set(ALL_CASES) - {"incremental_dbt"}
     # full: every case, three rounds, ingestion ≥ 1M rows (1 jafgen year ≈ 108k items),
     # the end-to-end curve at 1×, 10×, 100×
-    assert set(ALL_CASES) | {"gx_vs_sql", "prefect_vs_dbt", "airflow_parse"} == set(full.cases)
+    others = {"publish", "gx_vs_sql", "prefect_vs_dbt", "airflow_parse"}
+    assert set(ALL_CASES) | others == set(full.cases)
+    assert full.publish_scales == (100, 1000)  # issue 21: publish from 100× to 1000×
     assert full.repeats >= 3 and (full.e2e_repeats or full.repeats) >= 3
     assert full.base_years >= 1.0 and max(full.ingest_factors) >= 10
     assert full.e2e_scales == (1, 10, 100)
