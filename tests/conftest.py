@@ -20,6 +20,9 @@ _HOME = os.environ.get("ELT_HOME") or str(paths.project_root() / ".elt" / "test"
 # (a worker inherits the controller's ELT_HOME, so the suffix is always added)
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 os.environ["ELT_HOME"] = f"{_HOME}-{_WORKER}" if _WORKER else _HOME
+if _WORKER:  # xdist sets an 80×24 terminal, which Rich consoles would keep for good
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 # tests always use their own embedded warehouse, never an external one from the shell
 os.environ.pop("ELT_WAREHOUSE_URL", None)
 
