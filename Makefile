@@ -43,7 +43,7 @@ format: setup  ## apply ruff formatting and sqlfluff fixes
 	.venv/bin/ruff check --fix .
 
 test: setup lint browser redis  ## the full suite: lint, unit and integration tests (what CI runs)
-	.venv/bin/pytest -q --durations=30 tests
+	.venv/bin/pytest -q -n 2 --dist loadfile --durations=30 tests
 
 .PHONY: browser
 browser:  ## Debian's chromium for the browser tests (apt-get, as root, only when missing)

@@ -1,7 +1,8 @@
 """Session fixtures shared by every test: an isolated state folder and a real PostgreSQL.
 
 Tests never touch the developer's `.elt/`: the session uses `.elt/test/` (``ELT_HOME``),
-with its own embedded warehouse, stopped by PID at the end of the session.
+with its own embedded warehouse, stopped by PID at the end of the session; under pytest-xdist
+each worker has its own (`.elt/test-gw0/`, …), so workers share no server, port or file.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ import pytest
 
 from elt import paths
 
-os.environ.setdefault("ELT_HOME", str(paths.project_root() / ".elt" / "test"))
+_HOME = os.environ.get("ELT_HOME") or str(paths.project_root() / ".elt" / "test")
+# one state folder (and embedded warehouse) per pytest-xdist worker: test-gw0, test-gw1…
+# (a worker inherits the controller's ELT_HOME, so the suffix is always added)
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+os.environ["ELT_HOME"] = f"{_HOME}-{_WORKER}" if _WORKER else _HOME
+if _WORKER:  # xdist sets an 80×24 terminal, which Rich consoles would keep for good
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 # tests always use their own embedded warehouse, never an external one from the shell
 os.environ.pop("ELT_WAREHOUSE_URL", None)
 
