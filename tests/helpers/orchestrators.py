@@ -82,6 +82,10 @@ def isolated_env(
     The environment is restored afterwards.
     """
     saved_environ = dict(os.environ)
+    # tool homes an earlier in-process run left in the environment would win over the new
+    # ELT_HOME (settings.tool_homes keeps what is set): every tool starts under `home`
+    for key in TOOL_HOMES:
+        os.environ.pop(key, None)
     warehouse_url = pg.create_database(warehouse_db)
     config_file = home / "pipelines.yml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -116,6 +120,9 @@ def isolated_env(
         webhook.close()
         os.environ.clear()
         os.environ.update(saved_environ)
+
+
+TOOL_HOMES = ("AIRFLOW_HOME", "AIRFLOW__COSMOS__CACHE_DIR", "PREFECT_HOME", "DLT_DATA_DIR")
 
 
 def airflow(*args: str, env: dict[str, str] | None = None, module: str = AIRFLOW_TESTING) -> dict:

@@ -8,7 +8,6 @@ makes that run fail (see RERUN_CLEARS_NODES).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -46,8 +45,6 @@ def airflow_up(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     document["pipelines"] = {PIPELINE: pipe}
     with_backfill_orders(document)
     pg.create_database("airflow")
-    for key in ("AIRFLOW__COSMOS__CACHE_DIR", "DLT_DATA_DIR", "PREFECT_HOME"):
-        os.environ.pop(key, None)
     extra = {"AIRFLOW_HOME": str(home / "airflow")}
     with isolated_env(
         pg,

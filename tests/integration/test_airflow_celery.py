@@ -10,7 +10,6 @@ run can only succeed if no task read a file another task wrote.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,8 +70,6 @@ def celery_airflow(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     (airflow_home / "config" / "airflow_local_settings.py").write_text(POLICY)
     pg.create_database("airflow")  # a fresh metadata database on the test server
     extra = {"AIRFLOW_HOME": str(airflow_home)}
-    for key in ("AIRFLOW__COSMOS__CACHE_DIR", "DLT_DATA_DIR", "PREFECT_HOME"):
-        os.environ.pop(key, None)
     with isolated_env(
         pg, home, warehouse_db="celery_wh", shop_db="celery_shop", config=document, extra_env=extra
     ) as env:
