@@ -1,13 +1,22 @@
 """Benchmark: the Prefect flow and the Airflow DAG of a pipeline vs plain `dbt build`.
 
     .venv/bin/python bench/prefect_vs_dbt.py [--repeats 3] [--years 0.25] [--variants …]
+    .venv/bin/python bench/prefect_vs_dbt.py --project generated [--models 200]
+    .venv/bin/python bench/prefect_vs_dbt.py --project generated --compare-with /tmp/main
+
+``--project demo`` (default) builds the demo's dbt project (its ``+marts`` selection, 140
+nodes) on the demo sources; ``--project generated`` builds the dbt project
+``bench/airflow_parse.py`` generates (``--models`` views in 10 layers, two tests each), which
+needs no sources.
 
 Setup (not timed): a state folder (`$BENCH_HOME`, default `.elt/bench/prefect`) with its own
-embedded warehouse, the demo sources ingested once, a local Prefect server, the dbt manifest
-and Airflow's metadata database, and one warm-up build (dbt's partial parse and the
-incremental models' first build). Then, interleaved, `--repeats` times each:
+embedded warehouse, the demo sources ingested once (demo project only), a local Prefect
+server, the dbt manifest and Airflow's metadata database, and one warm-up build (dbt's
+partial parse and the incremental models' first build). Then, interleaved, `--repeats`
+times each:
 
 * ``dbt``: the `dbt build` command, in its own process;
+* ``elt-build``: the `elt build` command (dbt build, then publish of the selection's marts);
 * ``elt``: `elt run` of a dbt-only pipeline (dbt build → gate → publish → notify), no orchestrator;
 * ``prefect``: the Prefect flow of that pipeline, as deployed (``DbtOptions()``: node task runs
   in the dbt_build task's context, no dbt assets, dbt logs at warn);
@@ -18,10 +27,11 @@ incremental models' first build). Then, interleaved, `--repeats` times each:
   context rebuilt per node).
 
 Every variant runs in a fresh process (``bench.measure``): wall time of the process, peak
-RSS of its process tree, and the run's own time beside it. Medians, and ratios to ``dbt``,
-go to stdout as a Markdown table and to `results.json` in the state folder. The Prefect
-server's memory is not counted (it is shared by every flow run, like a scheduler), nor is
-Airflow's metadata database (SQLite, in the process).
+RSS of its process tree, and the run's own time beside it. Medians, ratios to ``dbt`` (and
+the wall-time ratio to ``elt``), go to stdout as a Markdown table and to
+`results-<project>.json` in the state folder. The Prefect server's memory is not counted (it
+is shared by every flow run, like a scheduler), nor is Airflow's metadata database (SQLite,
+in the process).
 """
 
 from __future__ import annotations
@@ -35,8 +45,9 @@ import time
 from pathlib import Path
 
 PIPELINE = "bench_dbt"
-VARIANTS = ("dbt", "elt", "prefect", "airflow", "prefect-dbt-defaults")
-DEFAULT_VARIANTS = ("dbt", "elt", "prefect", "airflow")
+VARIANTS = ("dbt", "elt-build", "elt", "prefect", "airflow", "prefect-dbt-defaults")
+DEFAULT_VARIANTS = ("dbt", "elt-build", "elt", "prefect", "airflow")
+PROJECTS = ("demo", "generated")
 
 
 def bench_home() -> Path:
@@ -48,14 +59,31 @@ def bench_home() -> Path:
     return paths.project_root() / ".elt" / "bench" / "prefect"
 
 
-def _bench_config(home: Path) -> Path:
-    """The project's pipelines.yml plus a dbt-only pipeline with the demo's dbt selection."""
+def generated_project(home: Path, models: int) -> Path:
+    """The dbt project of ``bench/airflow_parse.py`` (``models`` models), made once in ``home``."""
+    import shutil
+
+    from bench.airflow_parse import generate_dbt_project
+
+    root = home / f"generated-{models}"
+    if not (root / "dbt_project" / "models" / "models.yml").is_file():
+        shutil.rmtree(root, ignore_errors=True)  # a generation that was cut short
+        generate_dbt_project(root, models)
+    return root / "dbt_project"
+
+
+def _bench_config(home: Path, dbt_dir: Path | None) -> Path:
+    """The project's pipelines.yml with one dbt-only pipeline: the demo's dbt selection, or
+    (``dbt_dir``) every node of that dbt project, also the top-level one (`elt build`)."""
     import yaml
 
     from elt import paths
 
     document = yaml.safe_load(paths.config_file().read_text())
     dbt_spec = next(iter(document["pipelines"].values())).get("dbt", {})
+    if dbt_dir is not None:
+        document["dbt"] = {**document.get("dbt", {}), "project_dir": str(dbt_dir)}
+        dbt_spec = {"project_dir": str(dbt_dir)}
     document["pipelines"] = {
         PIPELINE: {"sources": [], "dbt": dbt_spec, "notify": {"on": ["failure"], "urls": []}}
     }
@@ -138,14 +166,23 @@ def _measure(command: list[str], env: dict[str, str]) -> dict:
     return {"wall_s": sample.wall_s, "cpu_s": cpu, "peak_rss_mib": sample.peak_rss_mib, **inner}
 
 
-def _commands(env: dict[str, str]) -> dict[str, list[str]]:
+def _commands(dbt_dir: Path | None, code: Path | None = None) -> dict[str, list[str]]:
+    """Each variant's command; ``code``: another checkout whose bench script runs the
+    Python variants (its packages come first on ``PYTHONPATH``, see :func:`_base_commands`)."""
     from elt import paths
+    from elt import project as dbt_project
 
-    project = str(paths.dbt_project_dir())
-    dbt = str(Path(sys.executable).with_name("dbt"))
-    me = [sys.executable, str(Path(__file__).resolve()), "--child"]
+    if dbt_dir is None:  # the demo's own profiles.yml, as a user runs dbt in dbt_project/
+        project = str(paths.dbt_project_dir())
+        dbt_args = ["--project-dir", project, "--profiles-dir", project]
+    else:  # a project without a usable profile: the one elt generates for it
+        dbt_args = dbt_project.load(dbt_dir).cli_args()
+    bin_dir = Path(sys.executable).parent
+    script = code / "bench" / "prefect_vs_dbt.py" if code else Path(__file__).resolve()
+    me = [sys.executable, str(script), "--child"]
     return {
-        "dbt": [dbt, "build", "--project-dir", project, "--profiles-dir", project, "--quiet"],
+        "dbt": [str(bin_dir / "dbt"), "build", *dbt_args, "--quiet"],
+        "elt-build": [str(bin_dir / "elt"), "build"],
         "elt": [*me, "elt"],
         "prefect": [*me, "prefect"],
         "airflow": [*me, "airflow"],
@@ -153,8 +190,25 @@ def _commands(env: dict[str, str]) -> dict[str, list[str]]:
     }
 
 
-def _setup(years: float) -> tuple[dict[str, str], object]:
-    """State folder, warehouse, demo sources ingested once, Prefect server; returns the env."""
+def _base_commands(
+    dbt_dir: Path | None, code: Path, env: dict[str, str]
+) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """``<variant>@base``: every variant but plain dbt, run by the code of another checkout
+    (``--compare-with``) on the same project, warehouse and servers, for a before/after
+    comparison in one run."""
+    from elt import paths
+
+    base_env = {**env, "PYTHONPATH": str(code), "ELT_PROJECT_DIR": str(paths.project_root())}
+    return {
+        f"{variant}@base": (command, base_env)
+        for variant, command in _commands(dbt_dir, code).items()
+        if variant != "dbt"
+    }
+
+
+def _setup(years: float, models: int | None) -> tuple[dict[str, str], object, Path | None]:
+    """State folder, warehouse, demo sources ingested once (or the generated dbt project of
+    ``models`` models), Prefect server; returns the env and the generated project."""
     from elt import paths
 
     sys.path.insert(0, str(paths.project_root()))  # `bench` as a package, run as a script
@@ -170,13 +224,15 @@ def _setup(years: float) -> tuple[dict[str, str], object]:
     settings.apply_tool_env()
     demo.prepare(years=years)
     settings.load_local_env()
-    demo.start_api()
-    try:
-        project = load()
-        for source in project.sources.values():
-            ingest(source)
-    finally:
-        demo.stop_api()
+    dbt_dir = generated_project(home, models) if models else None
+    if dbt_dir is None:
+        demo.start_api()
+        try:
+            project = load()
+            for source in project.sources.values():
+                ingest(source)
+        finally:
+            demo.stop_api()
     prefect = server.start(home / "prefect-server")
     # installed deployments have bytecode; without it every process recompiles dbt and dlt
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -184,7 +240,7 @@ def _setup(years: float) -> tuple[dict[str, str], object]:
     env = {
         **os.environ,
         **settings.tool_env(),
-        "ELT_CONFIG": str(_bench_config(home)),
+        "ELT_CONFIG": str(_bench_config(home, dbt_dir)),
         "PREFECT_API_URL": prefect.api_url,
         "PREFECT_HOME": str(home / "prefect-client"),
         # the bench's own dbt target: partial parsing is not reset by other dbt runs in the tree
@@ -193,7 +249,7 @@ def _setup(years: float) -> tuple[dict[str, str], object]:
         "DBT_LOG_PATH": str(home / "dbt" / "logs"),
     }
     _prepare_airflow(env)
-    return env, prefect
+    return env, prefect, dbt_dir
 
 
 def _prepare_airflow(env: dict[str, str]) -> None:
@@ -218,8 +274,12 @@ def _report(samples: dict[str, list[dict]]) -> dict:
     base_rss = statistics.median(s["peak_rss_mib"] for s in samples["dbt"])
     summary = {}
     base_cpu = statistics.median(s["cpu_s"] for s in samples["dbt"])
-    print("| variant | wall s | × dbt | CPU s | × dbt | flow/run s | peak RSS MiB | × dbt |")
-    print("|---|---|---|---|---|---|---|---|")
+    elt_wall = statistics.median(s["wall_s"] for s in samples.get("elt") or samples["dbt"])
+    print(
+        "| variant | wall s | × dbt | × elt run | CPU s | × dbt | flow/run s"
+        " | peak RSS MiB | × dbt |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for variant, runs in samples.items():
         wall = statistics.median(s["wall_s"] for s in runs)
         cpu = statistics.median(s["cpu_s"] for s in runs)
@@ -228,7 +288,8 @@ def _report(samples: dict[str, list[dict]]) -> dict:
         inner_text = f"{statistics.median(inner):.1f}" if inner else "-"
         summary[variant] = {"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss, "runs": runs}
         print(
-            f"| {variant} | {wall:.1f} | {wall / base_wall:.2f} | {cpu:.1f} |"
+            f"| {variant} | {wall:.1f} | {wall / base_wall:.2f} | {wall / elt_wall:.2f}"
+            f" | {cpu:.1f} |"
             f" {cpu / base_cpu:.2f} | {inner_text} | {rss:.0f} | {rss / base_rss:.2f} |"
         )
     return summary
@@ -240,28 +301,55 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--years", type=float, default=0.25, help="demo data size")
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
-    parser.add_argument("--child", choices=[v for v in VARIANTS if v != "dbt"])
+    parser.add_argument("--project", choices=PROJECTS, default="demo", help="dbt project")
+    parser.add_argument("--models", type=int, default=200, help="models of `generated`")
+    parser.add_argument(
+        "--compare-with",
+        metavar="DIR",
+        help="another checkout (e.g. `git worktree add DIR main`): its code runs every variant"
+        " but dbt as `<variant>@base`, interleaved with ours",
+    )
+    parser.add_argument("--child", choices=[v for v in VARIANTS if v not in ("dbt", "elt-build")])
     args = parser.parse_args()
     if args.child:
         _child(args.child)
         return
-    env, prefect = _setup(args.years)
+    models = args.models if args.project == "generated" else None
+    env, prefect, dbt_dir = _setup(args.years, models)
     variants = args.variants.split(",")
     try:
-        commands = _commands(env)
-        _measure(commands["prefect"], env)  # warm-up: partial parse, first incremental build
-        if "airflow" in variants:
-            _measure(commands["airflow"], env)  # warm-up: Airflow's own first-run caches
+        commands = {name: (command, env) for name, command in _commands(dbt_dir).items()}
+        warm = ["prefect", "airflow"]  # partial parse, first build; Airflow's first-run caches
+        if args.compare_with:
+            commands.update(_base_commands(dbt_dir, Path(args.compare_with).resolve(), env))
+            variants = [name for v in variants for name in (v, f"{v}@base") if name in commands]
+            warm += ["prefect@base", "airflow@base"]  # and the other checkout's bytecode
+        for variant in warm:
+            if variant in variants or variant == "prefect":
+                _measure(*commands[variant])
         samples: dict[str, list[dict]] = {variant: [] for variant in variants}
+        start_load = os.getloadavg()
         for repeat in range(args.repeats):
             for variant in variants:
-                samples[variant].append(_measure(commands[variant], env))
+                samples[variant].append(_measure(*commands[variant]))
                 print(f"repeat {repeat + 1} {variant}: {samples[variant][-1]}", file=sys.stderr)
         summary = _report(samples)
         load = os.getloadavg()
-        results = {"years": args.years, "repeats": args.repeats, "loadavg": load, **summary}
-        (bench_home() / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        print(f"\nload average at the end: {load[0]:.1f} (cpus: {os.cpu_count()})")
+        results = {
+            "project": args.project,
+            "models": models,
+            "years": args.years,
+            "repeats": args.repeats,
+            "loadavg": {"start": start_load, "end": load},
+            **summary,
+        }
+        path = bench_home() / f"results-{args.project}.json"
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        print(
+            f"\nproject: {args.project}{f' ({models} models)' if models else ''};"
+            f" load average at the start {start_load[0]:.1f}, at the end {load[0]:.1f}"
+            f" (cpus: {os.cpu_count()})"
+        )
     finally:
         prefect.stop()
         from elt import warehouse

@@ -52,6 +52,7 @@ SUITES: dict[str, Suite] = {
             "publish",
             "gx_vs_sql",
             "prefect_vs_dbt",
+            "prefect_vs_dbt_generated",
             "airflow_parse",
             "scheduled",
         ),
