@@ -358,7 +358,7 @@ def build(
 ) -> None:
     """dbt build into the audit schema; publish the marts only when every test passed."""
     from elt import dbt, project, publish
-    from elt.marts import selected_marts
+    from elt.marts import built_marts
 
     dbt_project = project.of()
     with console.status("dbt build…"):
@@ -371,7 +371,10 @@ def build(
         details = "\n".join(f"  {r.unique_id}: {r.message or r.status}" for r in outcome.failed)
         raise fail(f"dbt build failed; nothing was published\n{details or outcome.error}")
     if publish_marts:
-        result = publish.publish(marts=selected_marts(dbt_project, select or []))
+        # the marts from the manifest the build wrote: no second dbt invocation (`dbt ls`)
+        built = (r.unique_id for r in outcome.results)
+        marts = built_marts(dbt_project, built, target_path=dbt_project.target_dir())
+        result = publish.publish(marts=marts)
         console.print(f"[green]published[/] {len(result.tables)} marts to {result.schema}")
 
 

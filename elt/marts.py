@@ -88,6 +88,31 @@ def selected_marts(
     return sorted(marts, key=lambda mart: mart.name)
 
 
+def built_marts(project: DbtProject, built: Iterable[str], *, target_path: Path) -> list[Mart]:
+    """The models among ``built`` (unique ids a dbt invocation reported a result for) that
+    the rule publishes, read from the manifest that invocation wrote to ``target_path``.
+
+    The same list as :func:`selected_marts` of that invocation's selection (dbt reports a
+    result for every selected node it ran or skipped), without a second invocation of dbt.
+    """
+    try:
+        manifest = json.loads((target_path / "manifest.json").read_text())
+    except (OSError, ValueError) as error:
+        raise MartSelectionError(
+            f"could not read the manifest dbt wrote for {project.path}: {error}"
+        ) from None
+    nodes = manifest.get("nodes", {})
+    wanted = [nodes[uid] for uid in set(built) if uid in nodes]
+    marts = [
+        Mart(node["unique_id"], node.get("alias") or node["name"], node["schema"])
+        for node in wanted
+        if node.get("resource_type") == "model"
+        and is_published(node["config"], node.get("tags") or (), node["original_file_path"])
+    ]
+    _check_unique_names(marts)
+    return sorted(marts, key=lambda mart: mart.name)
+
+
 def _check_unique_names(marts: list[Mart]) -> None:
     seen: dict[str, Mart] = {}
     for mart in marts:

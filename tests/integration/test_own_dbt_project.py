@@ -131,6 +131,25 @@ def test_the_generated_profile_carries_the_projects_own_profile_name(acme_run, a
     assert os.environ["ELT_WAREHOUSE_URL"].split("@")[0].split(":")[-1] not in profile.read_text()
 
 
+def test_marts_from_the_builds_manifest_are_the_selections_marts(acme_run):
+    """`elt build` publishes what the manifest its build wrote says (no `dbt ls`): the same
+    marts as the selection resolved by dbt, on a project with nested, opted-out and
+    meta-published models."""
+    from elt import project as dbt_project
+    from elt.marts import built_marts, selected_marts
+
+    config, result = acme_run
+    project = dbt_project.of(config, config.pipeline(PIPELINE))
+    built = [r.unique_id for r in result.dbt.results]
+    from_manifest = built_marts(project, built, target_path=project.target_dir())
+    assert {mart.name for mart in from_manifest} == PUBLISHED
+    assert from_manifest == selected_marts(project, ["+marts", "+reporting"])
+    # a node the build did not report is not published, even when the manifest has it
+    fewer = [uid for uid in built if not uid.endswith(".customer_summary")]
+    names = {m.name for m in built_marts(project, fewer, target_path=project.target_dir())}
+    assert names == PUBLISHED - {"customer_summary"}
+
+
 def test_a_selected_mart_not_built_closes_the_gate_by_name(acme_run):
     from elt.spec import plan
     from elt.steps import RunResult, StepError, StepRunner
