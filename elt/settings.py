@@ -8,6 +8,7 @@ nothing local is started; otherwise the embedded PostgreSQL (``elt.warehouse``) 
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -171,15 +172,25 @@ def tool_env(conn: Connection | None = None) -> dict[str, str]:
 def _source_freshness() -> dict[str, str]:
     """The sources' freshness thresholds for dbt (``elt.source_freshness``); none when
     pipelines.yml is missing or broken (the command that reads it reports why)."""
+    path = paths.config_file()
+    try:
+        stat = path.stat()
+    except OSError:
+        return {}
+    # every task of an orchestrated run asks for the tool environment: validate the file
+    # once per version of it, not once per task
+    return dict(_freshness_of(path, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=4)
+def _freshness_of(path: Path, mtime_ns: int, size: int) -> tuple[tuple[str, str], ...]:
     from elt import config as elt_config  # local imports: config modules import this one
     from elt import source_freshness
 
-    if not paths.config_file().exists():
-        return {}
     try:
-        return source_freshness.env(elt_config.load(check_env=False))
+        return tuple(source_freshness.env(elt_config.load(path, check_env=False)).items())
     except elt_config.ConfigError:
-        return {}
+        return ()
 
 
 def _dbt_role() -> str:

@@ -369,8 +369,18 @@ def _start_server(port: int) -> None:
         time.sleep(1)
 
 
+# data folder → PID of the server whose database and roles this process has made sure of.
+# Checking them takes two connections; every task of an orchestrated run asks for the
+# warehouse (a 600-node Airflow DAG run in one process: 1,200 times), so once per server is
+# enough — a server stopped and started again has another PID and is checked again.
+_ENSURED: dict[Path, int] = {}
+
+
 def ensure_running() -> Connection:
     """Start the embedded warehouse unless it already runs; return its connection."""
+    pid = _server_pid()
+    if pid is not None and _ENSURED.get(data_dir()) == pid:
+        return connection()
     with _start_lock():
         _initdb()
         meta = _read_meta()
@@ -382,6 +392,9 @@ def ensure_running() -> Connection:
         conn = connection()
         _ensure_database(conn)
         _ensure_roles(conn)
+        pid = _server_pid()
+        if pid is not None:
+            _ENSURED[data_dir()] = pid
         return conn
 
 
@@ -396,6 +409,7 @@ def _ensure_roles(conn: Connection) -> None:
 def stop() -> bool:
     """Stop the embedded warehouse; True when a running server was stopped."""
     with _start_lock():
+        _ENSURED.pop(data_dir(), None)
         if _server_pid() is None:
             _remove_stale_pid_file()
             return False

@@ -43,17 +43,7 @@ def report_or_rerun(task: Any, context: dict[str, Any]) -> None:
 
 
 def _recorded(url: str, run_id: str, unique_ids: Iterable[str]) -> list[runs.DbtResultRecord]:
-    ids = sorted(unique_ids)
-    if not ids:
-        return []
-    with runs.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "select unique_id, resource_type, status, execution_time_s, rows_affected,"
-            f" failures, message from {runs.SCHEMA}.dbt_results"
-            " where run_id = %s and unique_id = any(%s) order by unique_id",
-            (run_id, ids),
-        )
-        return [runs.DbtResultRecord(*row) for row in cur.fetchall()]
+    return run_state.build_results(url, run_id, unique_ids)
 
 
 def _require_all(

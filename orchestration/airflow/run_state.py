@@ -8,6 +8,7 @@ what the others did from there (the notify task rebuilds the whole run's result)
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,11 @@ from elt.dbt import DbtOutcome
 from elt.steps import RunResult
 
 ORCHESTRATOR = "airflow"
+# The dbt results of the last run this process read them for (run id → unique id → result).
+# A worker runs one node task per process and reads only its node's rows; where one process
+# runs many node tasks of a run (`elt airflow test`, dag.test()), the second reads every
+# node's rows once and the others are answered from here instead of a connection each.
+_BUILD_RESULTS: dict[str, dict[str, runs.DbtResultRecord] | None] = {}
 
 
 def elt_run_id(pipeline: str, airflow_run_id: str, started: datetime) -> str:
@@ -75,3 +81,39 @@ def run_started_at(url: str, run_id: str) -> datetime | None:
         cur.execute(f"select started_at from {runs.SCHEMA}.runs where run_id = %s", (run_id,))
         row = cur.fetchone()
     return row[0] if row else None
+
+
+def build_results(url: str, run_id: str, unique_ids: Iterable[str]) -> list[runs.DbtResultRecord]:
+    """The recorded dbt results of ``unique_ids`` in run ``run_id``, in id order (the nodes
+    without one are left out)."""
+    ids = sorted(unique_ids)
+    if not ids:
+        return []
+    if run_id not in _BUILD_RESULTS:  # this process's first question about the run
+        _BUILD_RESULTS.clear()
+        _BUILD_RESULTS[run_id] = None
+        return list(_read_dbt_results(url, run_id, ids).values())
+    known = _BUILD_RESULTS[run_id]
+    if known is None or not known.keys() >= set(ids):
+        known = _BUILD_RESULTS[run_id] = _read_dbt_results(url, run_id, None)
+    return [known[uid] for uid in ids if uid in known]
+
+
+def forget_build_results(run_id: str) -> None:
+    """Drop what :func:`build_results` holds for ``run_id`` (its results were just written)."""
+    _BUILD_RESULTS.pop(run_id, None)
+
+
+def _read_dbt_results(
+    url: str, run_id: str, unique_ids: list[str] | None
+) -> dict[str, runs.DbtResultRecord]:
+    where = "" if unique_ids is None else " and unique_id = any(%s)"
+    params = (run_id,) if unique_ids is None else (run_id, unique_ids)
+    with runs.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "select unique_id, resource_type, status, execution_time_s, rows_affected,"
+            f" failures, message from {runs.SCHEMA}.dbt_results"
+            f" where run_id = %s{where} order by unique_id",
+            params,
+        )
+        return {row[0]: runs.DbtResultRecord(*row) for row in cur.fetchall()}

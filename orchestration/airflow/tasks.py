@@ -198,6 +198,7 @@ def record_dbt_invocation(
     url = settings.warehouse_url()
     run_id = run_state.run_id_from_context(pipeline, context)
     runs.record_dbt_results(url, run_id, records)
+    run_state.forget_build_results(run_id)
     started, cpu = _started.get(_task_key(context), (datetime.now(UTC), _cpu_seconds()))
     producer = ti.task_id.endswith(compat.PRODUCER_TASK)
     detail: dict[str, Any] = {
