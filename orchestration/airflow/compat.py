@@ -13,6 +13,8 @@ from orchestration.private_api import PrivateName
 
 # Cosmos names its watcher producer task so; the gate and the node tasks look for it
 PRODUCER_TASK = "dbt_producer_watcher"
+# the producer's method that makes its dbt log-line parser (we replace it per instance)
+PRODUCER_LOG_PARSER = "_make_parse_callable"
 
 PRIVATE_NAMES = [
     PrivateName(
@@ -32,6 +34,12 @@ PRIVATE_NAMES = [
         "clear_task_instances",
         ("tis", "session", "dag_run_state"),
         "clearing tasks of a finished run in tests of retries",
+    ),
+    PrivateName(
+        "cosmos.operators.watcher",
+        f"DbtProducerWatcherOperator.{PRODUCER_LOG_PARSER}",
+        (),
+        "the producer's dbt log parser: ours logs the lines and pushes no per-node XComs",
     ),
     PrivateName(
         "cosmos.dbt.graph",

@@ -20,6 +20,10 @@ each reads several XComs through the API when it runs. Ours are built like an
 producer's callback wrote.
 
 What we change after Cosmos built the group, and why:
+* the producer logs dbt's lines but pushes nothing to XCom: Cosmos' parser pushes, per node,
+  its status, its events and a model's compiled SQL for its watcher sensors (≈2,000 XComs
+  through the task API for 200 models with two tests each, ≈19 s of a 54 s producer on
+  this machine); our node tasks read ``elt_meta.dbt_results`` and never pull them;
 * the root node tasks wait for the producer (trigger rule ``all_done``) instead of polling
   beside it: the result is the same, and no node task holds a slot while dbt runs;
 * no Airflow retries on dbt tasks: a failed data test is a fact about the data (retrying it
@@ -31,10 +35,12 @@ What we change after Cosmos built the group, and why:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -183,8 +189,10 @@ def _operator_args(pipe: Pipeline) -> dict[str, Any]:
 def _wire(
     group: Any, producer: Any, *, pool: str | None, pool_slots: int, timeout: timedelta | None
 ) -> None:
-    """Roots wait for the producer; no retries; the producer draws from the dbt pool."""
+    """Roots wait for the producer; no retries; the producer draws from the dbt pool and
+    only logs dbt's lines."""
     producer.retries = 0
+    setattr(producer, compat.PRODUCER_LOG_PARSER, _log_parser)
     producer.execution_timeout = timeout
     if pool:
         producer.pool = pool
@@ -197,6 +205,26 @@ def _wire(
         if not task.upstream_task_ids & set(members):
             producer >> task
             task.trigger_rule = "all_done"
+
+
+def _log_parser() -> Callable[[str, Any], None]:
+    return log_dbt_line
+
+
+def log_dbt_line(line: str, _extra: Any = None) -> None:
+    """Log one line of dbt's JSON log (or any other output line) in the producer's log."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict):
+        if line:
+            log.info("%s", line)
+        return
+    info = event.get("info") or {}
+    if info.get("msg"):
+        level = getattr(logging, str(info.get("level", "info")).upper(), logging.INFO)
+        log.log(level if isinstance(level, int) else logging.INFO, "%s", info["msg"])
 
 
 def _attach_tests(group: Any, tests_per_model: dict[str, list[str]]) -> None:
