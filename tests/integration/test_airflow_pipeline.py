@@ -238,6 +238,13 @@ def test_no_secret_in_airflow_task_records(env: Env, first_run):
         conn.close()
     logs = (env.home / "airflow-subprocess.log").read_text(errors="replace")
     assert "dbt.stg_shop__orders.run" in logs  # the task logs are there
+    # the producer logs dbt's lines and pushes no per-node XComs (node tasks read elt_meta)
+    conn = sqlite3.connect(db)
+    try:
+        keys = conn.execute("select key from xcom where task_id like '%producer%'").fetchall()
+    finally:
+        conn.close()
+    assert not [key for (key,) in keys if key.endswith("_status") or "model__" in key], keys
     for secret in env.secrets:
         assert secret not in text
         assert secret not in logs

@@ -170,3 +170,23 @@ def test_a_taken_port_fails_clearly_instead_of_moving(own_home):
             warehouse.ensure_running()
     assert warehouse.kept_port() == conn.port
     assert warehouse.ensure_running().port == conn.port  # free again: the same port
+
+
+def test_database_and_roles_are_checked_once_per_server(own_home, monkeypatch):
+    """Every orchestrated task asks for the warehouse: the two connections that make sure of
+    its database and roles are made once per server a process sees, not on every call."""
+    checks: list[int] = []
+    real = warehouse._ensure_database
+    monkeypatch.setattr(
+        warehouse, "_ensure_database", lambda conn: (checks.append(conn.port), real(conn))
+    )
+    first = warehouse.ensure_running()
+    for _ in range(3):
+        assert warehouse.ensure_running() == first
+    assert len(checks) == 1
+    assert _query(first, "select current_database()") == [(first.database,)]
+    # a server stopped and started again (another PID) is checked again
+    warehouse.stop()
+    again = warehouse.ensure_running()
+    assert len(checks) == 2
+    assert _query(again, "select 1") == [(1,)]

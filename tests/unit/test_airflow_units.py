@@ -6,6 +6,8 @@ No Airflow import here (the factory's Airflow parts are tested in
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -220,3 +222,20 @@ def test_a_manifest_named_by_elt_dbt_manifest_is_taken_when_dbt_says_it_is_this_
     baked.write_text(json.dumps({"metadata": {"project_name": "someone_else"}, "nodes": {}}))
     with pytest.raises(ManifestError, match="has no stamp"):
         require_manifest(project)
+
+
+def test_the_producer_logs_dbts_lines_without_xcoms(caplog):
+    from orchestration.airflow.cosmos_group import log_dbt_line
+
+    caplog.set_level(logging.DEBUG, logger="orchestration.airflow.cosmos_group")
+    event = {"info": {"msg": "1 of 3 OK created sql view model audit.m0", "level": "info"}}
+    log_dbt_line(json.dumps(event), {"context": None})
+    log_dbt_line(json.dumps({"info": {"msg": "Database Error in m1", "level": "error"}}))
+    log_dbt_line(json.dumps({"info": {"name": "NoMessage"}}))  # nothing to say
+    log_dbt_line("Going to open: https://example.invalid/login")  # not JSON: kept as is
+    log_dbt_line("")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "1 of 3 OK created sql view model audit.m0"),
+        ("ERROR", "Database Error in m1"),
+        ("INFO", "Going to open: https://example.invalid/login"),
+    ]
