@@ -174,16 +174,16 @@ def _source_freshness() -> dict[str, str]:
     pipelines.yml is missing or broken (the command that reads it reports why)."""
     path = paths.config_file()
     try:
-        stat = path.stat()
-    except OSError:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return {}
     # every task of an orchestrated run asks for the tool environment: validate the file
-    # once per version of it, not once per task
-    return dict(_freshness_of(path, stat.st_mtime_ns, stat.st_size))
+    # once per content (file dates are too coarse to tell two quick edits apart)
+    return dict(_freshness_of(path, text))
 
 
 @functools.lru_cache(maxsize=4)
-def _freshness_of(path: Path, mtime_ns: int, size: int) -> tuple[tuple[str, str], ...]:
+def _freshness_of(path: Path, text: str) -> tuple[tuple[str, str], ...]:
     from elt import config as elt_config  # local imports: config modules import this one
     from elt import source_freshness
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import stat
 
 import pytest
 
-from elt import settings
+from elt import paths, settings
 from elt.redact import redact
 
 
@@ -107,3 +108,27 @@ def test_a_url_on_the_embedded_warehouse_is_stored_with_a_port_placeholder(tmp_p
 
     assert os.environ["SHOP_DB_URL"] == "postgresql://shop_app:p%3Aw@127.0.0.1:6002/shop"
     assert os.environ["OTHER_DB_URL"] == other
+
+
+def test_redact_of_nothing_is_nothing():
+    assert redact("") == ""
+
+
+def test_freshness_in_the_tool_env_follows_edits_of_pipelines_yml(tmp_path, monkeypatch):
+    """Validated once per version of the file (every orchestrated task asks), never stale."""
+    config = tmp_path / "pipelines.yml"
+    text = (paths.project_root() / "pipelines.yml").read_text()
+    config.write_text(text)
+    monkeypatch.setenv("ELT_CONFIG", str(config))
+    monkeypatch.setenv("ELT_HOME", str(tmp_path))
+    conn = settings.parse_url("postgresql://u:pw-123456@h:5432/wh")
+    before = json.loads(settings.tool_env(conn)["ELT_SOURCE_FRESHNESS"])
+    assert before["shop"]["warn_after"] == {"count": 1, "period": "day"}
+    assert settings.tool_env(conn)["ELT_SOURCE_FRESHNESS"] == json.dumps(before, sort_keys=True)
+    config.write_text(
+        text.replace("freshness: {warn_after: 1d,", "freshness: {warn_after: 12h,", 1)
+    )
+    after = json.loads(settings.tool_env(conn)["ELT_SOURCE_FRESHNESS"])
+    assert after["shop"]["warn_after"] == {"count": 12, "period": "hour"}
+    config.write_text("version: [")  # broken: no thresholds (the command reading it reports)
+    assert "ELT_SOURCE_FRESHNESS" not in settings.tool_env(conn)
