@@ -39,6 +39,8 @@ TRUE_VALUES = ["True", "TRUE", "true"]
 FALSE_VALUES = ["False", "FALSE", "false"]
 
 ColumnTypes = dict[str, pa.DataType]
+StoredTypes = Callable[[str], str | None]
+"""Column name → its dlt data type in the stored schema, if any."""
 
 
 def read_csv_arrow(item: FileItemDict) -> pa.Table | None:
@@ -77,7 +79,7 @@ def fits_fast_path(
     for key in primary_key:
         if key not in table.column_names or table.column(key).null_count:
             return False
-    stored = _stored_types(table_name)
+    stored = stored_types(table_name)
     for field in table.schema:
         if pa.types.is_null(field.type):
             continue  # an empty column: nothing to compare, dlt skips it
@@ -100,7 +102,7 @@ def arrow_batches(table: pa.Table, chunk_rows: int) -> list[pa.RecordBatch]:
     return with_row_ids(table).to_batches(max_chunksize=chunk_rows)
 
 
-def _stored_types(table_name: str) -> Callable[[str], str | None]:
+def stored_types(table_name: str) -> StoredTypes:
     """Column name as in the file → its data type in the source's stored schema, if any."""
     try:
         schema = dlt.current.source_schema()
