@@ -16,18 +16,10 @@ import dlt
 from dlt.common.storages.fsspec_filesystem import FileItemDict
 from dlt.extract import DltResource
 
-from ingestion.sources.csv_arrow import ColumnTypes, arrow_batches, fits_fast_path, read_csv_arrow
+from ingestion.sources.csv_arrow import ColumnTypes, csv_arrow_batches
+from ingestion.sources.file_errors import MalformedFileError, first_line
 
 DEFAULT_CHUNK_ROWS = 10_000
-
-
-class MalformedFileError(ValueError):
-    """A file could not be parsed; the message names the file and the line when known."""
-
-    def __init__(self, file_url: str, problem: str) -> None:
-        super().__init__(f"malformed file {file_url}: {problem}")
-        self.file_url = file_url
-        self.problem = problem
 
 
 def _csv_chunks(item: FileItemDict, chunk_rows: int) -> Iterator[list[dict[str, Any]]]:
@@ -39,7 +31,7 @@ def _csv_chunks(item: FileItemDict, chunk_rows: int) -> Iterator[list[dict[str, 
                 # missing values become NULL, not NaN
                 yield frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise MalformedFileError(item["file_url"], _first_line(exc)) from exc
+            raise MalformedFileError(item["file_url"], first_line(exc)) from exc
 
 
 def _jsonl_chunks(item: FileItemDict, chunk_rows: int) -> Iterator[list[dict[str, Any]]]:
@@ -67,7 +59,7 @@ def _parquet_chunks(item: FileItemDict, chunk_rows: int) -> Iterator[Any]:
         try:
             yield from pq.ParquetFile(handle).iter_batches(batch_size=chunk_rows)
         except pa.ArrowException as exc:
-            raise MalformedFileError(item["file_url"], _first_line(exc)) from exc
+            raise MalformedFileError(item["file_url"], first_line(exc)) from exc
 
 
 _CHUNKERS: dict[str, Callable[[FileItemDict, int], Iterator[Any]]] = {
@@ -95,11 +87,16 @@ def file_reader(
         seen: ColumnTypes = {}  # column types of this run's earlier Arrow files
         for item in items:
             if file_format == "csv":
-                arrow = read_csv_arrow(item)
-                if arrow is not None:
-                    check_key_columns(item["file_url"], arrow.column_names, primary_key)
-                if arrow is not None and fits_fast_path(arrow, table or "", primary_key, seen):
-                    yield from arrow_batches(arrow, chunk_rows)
+                batches = csv_arrow_batches(
+                    item,
+                    table or "",
+                    primary_key,
+                    seen,
+                    chunk_rows,
+                    lambda names, url=item["file_url"]: check_key_columns(url, names, primary_key),
+                )
+                if batches is not None:
+                    yield from batches
                     continue
             for rows in chunks(item, chunk_rows):
                 if file_format == "csv" and rows:
@@ -122,8 +119,3 @@ def check_key_columns(file_url: str, columns: Sequence[str], primary_key: Sequen
     raise MalformedFileError(
         file_url, f"no primary key column(s) {', '.join(missing)} (header: {found}){hint}"
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
