@@ -39,14 +39,14 @@ def api(monkeypatch, tmp_path):
     server.close()
 
 
-def _source(name: str) -> RestApiSource:
+def _source(name: str, **resource: Any) -> RestApiSource:
     return RestApiSource.model_validate(
         {
             "name": name,
             "type": "rest_api",
             "base_url": "env:ARROW_API_URL",
             "paginator": {"type": "header_link"},
-            "resources": {"events": {"path": "events", "primary_key": "id"}},
+            "resources": {"events": {"path": "events", "primary_key": "id", **resource}},
         }
     )
 
@@ -149,3 +149,20 @@ def test_a_table_loaded_row_by_row_then_as_arrow_merges_on_its_key(api, warehous
     assert _columns(warehouse_url, "raw_arrow_after_dicts", "events")["created_at"] == (
         "timestamp with time zone"
     )
+
+
+def test_an_incremental_cursor_still_filters_arrow_pages(api, warehouse_url):
+    source = _source("arrow_cursor", incremental={"cursor_path": "created_at", "param": "since"})
+    api.rows = [_flat(n) for n in range(1, 11)]
+    first = ingest(source, destination_url=warehouse_url)
+
+    api.rows = [_flat(n) for n in range(1, 16)]  # the API ignores `since`: dlt filters
+    second = ingest(source, destination_url=warehouse_url)
+
+    assert (first.rows["events"], second.rows["events"]) == (10, 5)
+    assert first.file_formats == second.file_formats == {"events": "parquet"}  # as Arrow
+    assert rows(
+        warehouse_url,
+        "select count(*), count(distinct id), count(distinct _dlt_load_id)"
+        " from raw_arrow_cursor.events",
+    ) == [(15, 15, 2)]
