@@ -19,7 +19,7 @@ class Suite:
     repeats: int = 3
     base_years: float = 1.0  # jafgen years behind the ingestion tables
     ingest_factors: tuple[int, ...] = (10,)  # copies of the base items, one case per factor
-    file_factor: int = 1
+    file_factors: tuple[int, ...] = (1,)  # copies of the base items as CSV files, one case each
     tweet_factor: int = 1
     incremental_factor: int = 1
     dbt_years: float = 0.1
