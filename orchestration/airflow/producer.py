@@ -21,6 +21,7 @@ from typing import Any
 
 from cosmos.operators.watcher import DbtProducerWatcherOperator
 
+from elt.redact import redact
 from orchestration.airflow import compat, tasks
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,19 @@ class RebuildingProducer(DbtProducerWatcherOperator):
                     return super().execute(context, **kwargs)
                 log.info("the DAG run was cleared (try %d): one dbt build again", ti.try_number)
                 return compat.build_without_watcher_checks(self, context)
-            except Exception as exc:
-                if tasks.build_clears(run.url, run.run_id) != tasks.clears(context):
-                    # dbt left no results: the build is still this clear's, and failed
-                    tasks.record_dbt_invocation(context, [], error=f"dbt build failed: {exc}")
+            except BaseException as exc:  # a timeout too (AirflowTaskTimeout)
+                _record_if_unrecorded(run, context, exc)
                 raise
+
+
+def _record_if_unrecorded(run: Any, context: Any, exc: BaseException) -> None:
+    """dbt left no results for this clear: record the build as failed, so that the node
+    tasks report (a missing result) instead of re-running their nodes one by one."""
+    try:
+        if tasks.build_clears(run.url, run.run_id) != tasks.clears(context):
+            tasks.record_dbt_invocation(context, [], error=f"dbt build failed: {exc}")
+    except Exception as error:  # the build's own error is the one to raise
+        log.warning("could not record the failed dbt build: %s", redact(str(error)))
 
 
 def rebuild_on_clear(producer: Any) -> None:
