@@ -1,7 +1,8 @@
 """Adapters for the bench scripts other parts of the project own: run each as it is.
 
 Each script does its own repeats and prints its own table; the harness times the whole
-script (wall, peak RSS of its process tree) and keeps what it printed for BENCHMARKS.md.
+script (wall, peak RSS of its process tree) and keeps what it printed for BENCHMARKS.md, with
+the verdicts of its targets when it writes them (``bench.results.write_verdicts``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from bench import data
 from bench.measure import VariantFailed, run_command
+from bench.results import TARGETS_FILE_ENV, read_verdicts
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -63,11 +65,15 @@ def run_script(name: str, env: dict[str, str]) -> dict[str, Any]:
     if not path.exists():
         record["skipped"] = f"bench/{script} does not exist yet"
         return record
+    verdicts = data.bench_home() / f"{name}.targets.json"
+    verdicts.unlink(missing_ok=True)
     try:
         command = [sys.executable, str(path), *args]
-        sample, stdout = run_command(command, script_env(name, env), cwd=BENCH_DIR.parent)
+        script = {**script_env(name, env), TARGETS_FILE_ENV: str(verdicts)}
+        sample, stdout = run_command(command, script, cwd=BENCH_DIR.parent)
     except VariantFailed as exc:
         record["error"] = str(exc)[-3000:]
         return record
     record.update(wall_s=sample.wall_s, peak_rss_mib=sample.peak_rss_mib, stdout=stdout)
+    record["verdicts"] = read_verdicts(verdicts)
     return record

@@ -19,7 +19,7 @@ class Suite:
     repeats: int = 3
     base_years: float = 1.0  # jafgen years behind the ingestion tables
     ingest_factors: tuple[int, ...] = (10,)  # copies of the base items, one case per factor
-    file_factor: int = 1
+    file_factors: tuple[int, ...] = (1,)  # copies of the base items as CSV files, one case each
     tweet_factor: int = 1
     incremental_factor: int = 1
     dbt_years: float = 0.1
@@ -41,14 +41,22 @@ class Variant:
     setup: list[str] = field(default_factory=list)  # case functions run before it (untimed)
 
 
+TargetMetric = Literal[
+    "rows_per_s", "work_s", "wall_s", "peak_rss_mib", "run_peak_rss_mib", "run_publish_share"
+]
+
+
 @dataclass(frozen=True)
 class Target:
-    """A goal from the issues: ``variant`` against ``against`` on ``on``, ``op`` ``bound``."""
+    """A goal from the issues: ``variant`` against ``against`` on ``on``, ``op`` ``bound``.
+
+    With ``against`` None the bound is on the variant's own median (seconds, MiB, a share),
+    not on a ratio."""
 
     text: str
     variant: str
-    against: str
-    on: Literal["rows_per_s", "work_s", "wall_s", "peak_rss_mib"]
+    against: str | None
+    on: TargetMetric
     op: Literal[">=", "<="]
     bound: float
 

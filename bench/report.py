@@ -7,15 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import one_line
-from bench.results import write_atomically
+from bench.results import suite_run_verdict, write_atomically
 from bench.stats import (
     Summary,
+    fmt_measured,
     fmt_number,
     fmt_ratio,
     fmt_spread,
     markdown_table,
     replace_block,
 )
+from elt import paths
 
 HEADINGS = {
     "ingest_db": "Database → warehouse",
@@ -86,17 +88,47 @@ def variant_table(record: dict, columns: tuple[Column, ...]) -> str:
     return markdown_table(["variant", *(header for header, _kind, _metric in columns)], rows)
 
 
+def _state(verdict: dict) -> str:
+    if verdict["met"] is None:
+        return "not measured"
+    return "met" if verdict["met"] else "**MISSED** (see the findings below)"
+
+
+def _measured(verdict: dict) -> str:
+    return fmt_measured(verdict["ratio"], verdict.get("unit", "×"))
+
+
 def verdict_lines(record: dict) -> list[str]:
-    """One line per target: measured ratio and met / MISSED."""
-    lines = []
-    for verdict in record.get("verdicts", []):
-        if verdict["met"] is None:
-            state = "not measured"
-        else:
-            state = "met" if verdict["met"] else "**MISSED** (see the findings below)"
-        measured = fmt_ratio(verdict["ratio"])
-        lines.append(f"- Target {verdict['text']}: measured {measured} — {state}.")
-    return lines
+    """One line per target: measured value and met / MISSED."""
+    return [
+        f"- Target {verdict['text']}: measured {_measured(verdict)} — {_state(verdict)}."
+        for verdict in record.get("verdicts", [])
+    ]
+
+
+def targets_section(result: dict[str, Any], suite_record: Path) -> str:
+    """Every target of the run in one table (cases and bench scripts alike), in run order,
+    then the test suite's from ``suite_record`` (the last whole `make test`), and how many
+    were met; empty when there is none."""
+    rows = []
+    for case in result["cases"]:
+        for verdict in case.get("verdicts", []):
+            rows.append(
+                [
+                    case.get("title", case["id"]),
+                    verdict["text"],
+                    _measured(verdict),
+                    _state(verdict),
+                ]
+            )
+    suite_run = suite_run_verdict(suite_record)
+    if suite_run:
+        rows.append(["the test suite", suite_run["text"], _measured(suite_run), _state(suite_run)])
+    if not rows:
+        return ""
+    met = sum(1 for row in rows if row[3] == "met")
+    table = markdown_table(["case", "target", "measured", "verdict"], rows)
+    return f"#### Targets\n\n{met} of {len(rows)} targets met in this run.\n\n{table}"
 
 
 def case_section(record: dict) -> str:
@@ -118,6 +150,8 @@ def case_section(record: dict) -> str:
 def external_section(record: dict) -> str:
     """An external script: its command, wall time, peak RSS and what it printed."""
     parts = [f"##### {record['title']}", f"Command: `{record['command']}`."]
+    if record.get("verdicts"):
+        parts.append("\n".join(verdict_lines(record)))
     if record.get("skipped"):
         parts.append(f"Skipped: {record['skipped']}.")
     elif record.get("error"):
@@ -198,8 +232,9 @@ def _rerun_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_suite(result: dict[str, Any]) -> str:
-    """The whole block of one suite run."""
+def render_suite(result: dict[str, Any], suite_record: Path | None = None) -> str:
+    """The whole block of one suite run (``suite_record``: the last `make test` record,
+    by default the project's)."""
     minutes = result.get("duration_s", 0) / 60
     load_end = result.get("load_average_end") or [0, 0, 0]
     head = [
@@ -214,7 +249,8 @@ def render_suite(result: dict[str, Any]) -> str:
         "*wall* = the process from start to exit (interpreter start and imports included). "
         "Peak RSS: the variant's process tree, sampled every 20 ms.",
     ]
-    sections = []
+    targets = targets_section(result, suite_record or paths.suite_record_file())
+    sections = [targets] if targets else []
     groups: dict[str, list[dict]] = {}
     for case in result["cases"]:
         groups.setdefault(case.get("group", case["id"]), []).append(case)

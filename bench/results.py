@@ -11,7 +11,24 @@ from typing import Any
 
 from bench.stats import ratio, summarize
 
-METRICS = ("wall_s", "work_s", "peak_rss_mib", "rows_per_s", "rows_per_s_wall")
+METRICS = (
+    "wall_s",
+    "work_s",
+    "peak_rss_mib",
+    "rows_per_s",
+    "rows_per_s_wall",
+    # what a variant reports about an `elt run` it did (the publish case): its process's
+    # high-water mark and the share of the run its publish step took
+    "run_peak_rss_mib",
+    "run_publish_share",
+)
+UNITS = {
+    "work_s": "s",
+    "wall_s": "s",
+    "peak_rss_mib": "MiB",
+    "run_peak_rss_mib": "MiB",
+    "run_publish_share": "%",
+}
 
 
 def summarize_variant(samples: list[dict[str, Any]]) -> dict[str, dict]:
@@ -45,16 +62,46 @@ def evaluate_targets(summary: dict[str, dict], targets: list[dict]) -> list[dict
     verdicts = []
     for target in targets:
         value = _median(summary, target["variant"], target["on"])
-        base = _median(summary, target["against"], target["on"])
-        measured = None if value is None or base is None else ratio(value, base)
-        if measured is None:
-            met = None
-        elif target["op"] == ">=":
-            met = measured >= target["bound"]
+        if target["against"] is None:  # a bound on the value itself
+            measured, unit = value, UNITS.get(target["on"], "")
         else:
-            met = measured <= target["bound"]
-        verdicts.append({**target, "ratio": measured, "met": met})
+            base = _median(summary, target["against"], target["on"])
+            measured = None if value is None or base is None else ratio(value, base)
+            unit = "×"
+        verdicts.append(verdict(target["text"], measured, target["op"], target["bound"], unit))
     return verdicts
+
+
+def verdict(text: str, measured: float | None, op: str, bound: float, unit: str = "×") -> dict:
+    """One target's verdict: ``met`` is None when nothing was measured. ``unit`` "×" is a
+    ratio; "%" a share (0–1); else the unit of an absolute value."""
+    met = None
+    if measured is not None:
+        met = measured >= bound if op == ">=" else measured <= bound
+    return {"text": text, "ratio": measured, "op": op, "bound": bound, "unit": unit, "met": met}
+
+
+TARGETS_FILE_ENV = "BENCH_TARGETS_FILE"
+"""Where a bench script run by the harness writes its targets' verdicts (JSON list)."""
+
+
+def write_verdicts(verdicts: list[dict]) -> Path | None:
+    """Hand a bench script's verdicts to the harness that runs it (nothing when run alone)."""
+    target = os.environ.get(TARGETS_FILE_ENV)
+    if not target:
+        return None
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, json.dumps(verdicts, indent=2) + "\n")
+    return path
+
+
+def read_verdicts(path: Path) -> list[dict]:
+    """The verdicts a bench script wrote to ``path`` (none if it wrote nothing)."""
+    try:
+        return list(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return []
 
 
 def finish_case(record: dict[str, Any]) -> dict[str, Any]:
@@ -132,3 +179,25 @@ def save(folder: Path, suite_result: dict[str, Any], day: date | None = None) ->
     document.setdefault("suites", {})[suite_result["suite"]] = suite_result
     write_atomically(path, json.dumps(document, indent=2, default=str) + "\n")
     return path
+
+
+SUITE_MINUTES_TARGET = 8.0
+"""Issue 21: the whole test suite within 8 minutes on a quiet 2-core machine."""
+
+
+def suite_run_verdict(path: Path) -> dict | None:
+    """The target on `make test`'s duration, from the last whole-suite run's record (None
+    when there is none): its date, load and pass count are part of the text, since the
+    target is for a quiet machine."""
+    try:
+        run = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    minutes = run["duration_s"] / 60
+    text = (
+        f"`make test` ≤ {SUITE_MINUTES_TARGET:g} min on a quiet 2-core machine (last whole"
+        f" run here: {run['finished_at']}, {run['passed']} passed, {run['failed']} failed,"
+        f" {run['workers']} workers, load {run['load_average_start']:.1f} →"
+        f" {run['load_average_end']:.1f} on {run['cpus']} CPUs)"
+    )
+    return verdict(text, minutes, "<=", SUITE_MINUTES_TARGET, "min")

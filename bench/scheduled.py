@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.measure import MIB, run_command, tree_rss  # noqa: E402
+from bench.results import verdict, write_verdicts  # noqa: E402
 from bench.stats import fmt_ratio, fmt_spread, markdown_table, ratio, summarize  # noqa: E402
 
 PIPELINE = "jaffle_daily"
@@ -315,6 +316,21 @@ def measure(repeats: int, years: float) -> dict[str, list[dict]]:
     return samples
 
 
+def verdicts(samples: dict[str, list[dict]]) -> list[dict]:
+    """Issue 17's target for each orchestrated variant: wall time ≤ TARGET× `elt run`."""
+    base = summarize([s["wall_s"] for s in samples["elt"]]).median
+    return [
+        verdict(
+            f"{label} ≤ {TARGET:g}× `elt run` of the same pipeline",
+            ratio(summarize([s["wall_s"] for s in samples[name]]).median, base),
+            "<=",
+            TARGET,
+        )
+        for name, label in VARIANTS.items()
+        if name != "elt" and samples.get(name)
+    ]
+
+
 def report(samples: dict[str, list[dict]], repeats: int, years: float) -> str:
     """Markdown: one row per variant (medians, min–max), the time ratio to ``elt run``."""
     base = summarize([s["wall_s"] for s in samples["elt"]])
@@ -370,6 +386,7 @@ def main() -> None:
     args = parser.parse_args()
     samples = measure(args.repeats, args.years)
     table = report(samples, args.repeats, args.years)
+    write_verdicts(verdicts(samples))
     print(table)
     print(json.dumps(samples))
     if args.write:

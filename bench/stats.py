@@ -63,6 +63,18 @@ def fmt_ratio(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}×"
 
 
+def fmt_measured(value: float | None, unit: str = "×") -> str:
+    """A target's measured value: a ratio (``1.23×``), a share (``4.8 %``) or a number with
+    its unit (``2.9 s``)."""
+    if value is None:
+        return "–"
+    if unit == "×":
+        return fmt_ratio(value)
+    if unit == "%":
+        return f"{value * 100:.1f} %"
+    return f"{fmt_number(value)} {unit}".strip()
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub Markdown table; ``|`` inside cells is escaped."""
 

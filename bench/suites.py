@@ -26,7 +26,7 @@ SUITES: dict[str, Suite] = {
         repeats=2,
         base_years=0.1,
         ingest_factors=(10,),
-        file_factor=10,
+        file_factors=(10,),
         tweet_factor=10,
         incremental_factor=10,
         e2e_years=0.1,
@@ -43,7 +43,8 @@ SUITES: dict[str, Suite] = {
     ),
     # every case at full scale (3 rounds), then the other bench scripts; sized to finish in
     # ≲ 45 minutes on a shared 2-core machine: database ingestion at 1.08M rows only (`make
-    # bench-ingest` adds 325k), files of 1 jafgen year (108k rows), 5 years of tweets (109k)
+    # bench-ingest` adds 325k), files of 1 jafgen year (108k rows) and ten (1.08M rows), 5
+    # years of tweets (109k)
     "full": Suite(
         name="full",
         command="make bench",
@@ -58,7 +59,7 @@ SUITES: dict[str, Suite] = {
         ),
         base_years=1.0,
         ingest_factors=(10,),
-        file_factor=1,
+        file_factors=(1, 10),
         tweet_factor=5,
         incremental_factor=10,
         dbt_years=1.0,

@@ -43,3 +43,9 @@ def dbt_project_dir() -> Path:
 def expectations_dir() -> Path:
     """The Great Expectations file context."""
     return project_root() / "expectations"
+
+
+def suite_record_file() -> Path:
+    """Where the last whole-suite test run (`make test`) records its duration (git-ignored);
+    the benchmark's target table reads it."""
+    return project_root() / ".elt" / "make-test.json"

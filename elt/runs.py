@@ -310,6 +310,12 @@ def record_dbt_results(url: str, run_id: str, results: Iterable[DbtResultRecord]
         )
 
 
+def forget_dbt_results(url: str, run_id: str) -> None:
+    """Drop a run's dbt node results (a new build of the whole run supersedes them)."""
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute(f"delete from {SCHEMA}.dbt_results where run_id = %s", (run_id,))
+
+
 # -- quality checks (Great Expectations results) -------------------------------------------
 
 MIGRATIONS.append(

@@ -132,19 +132,23 @@ def pgpass_file(conn: Connection) -> Path:
     return path
 
 
+STATE_FOLDERS = {
+    "AIRFLOW_HOME": "airflow",
+    "AIRFLOW__COSMOS__CACHE_DIR": "cosmos",
+    "PREFECT_HOME": "prefect",
+    "DLT_DATA_DIR": "dlt",
+}
+"""Each tool's home (its environment variable) → its folder under the state folder."""
+
+
 def tool_homes() -> dict[str, str]:
     """Home folders of every tool, all under .elt/ unless already set, and telemetry switches.
 
     A deployment (an Airflow pod, a Prefect job) sets its own homes; those are kept.
     """
     state = paths.state_dir()
-    homes = {
-        "AIRFLOW_HOME": str(state / "airflow"),
-        "AIRFLOW__COSMOS__CACHE_DIR": str(state / "cosmos"),
-        "PREFECT_HOME": str(state / "prefect"),
-        "DLT_DATA_DIR": str(state / "dlt"),
-        "DLT_PROJECT_DIR": str(paths.project_root()),
-    }
+    homes = {key: str(state / folder) for key, folder in STATE_FOLDERS.items()}
+    homes["DLT_PROJECT_DIR"] = str(paths.project_root())
     homes = {key: os.environ.get(key) or value for key, value in homes.items()}
     return {**_QUIET_TOOLS, **homes}
 

@@ -17,9 +17,10 @@ appended to each Arrow batch during extract, per table, so no process-wide switc
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
-from dlt.common.normalizers.utils import generate_dlt_ids
+from dlt.common.normalizers.utils import DLT_ID_LENGTH_BYTES
 from dlt.common.schema.typing import C_DLT_ID
 from dlt.extract import DltSource
 
@@ -82,5 +83,29 @@ def with_row_ids(item: Any) -> Any:
 
     if not isinstance(item, (pa.Table, pa.RecordBatch)) or C_DLT_ID in item.schema.names:
         return item
-    ids = pa.array(generate_dlt_ids(item.num_rows), type=pa.string())
-    return item.append_column(pa.field(C_DLT_ID, pa.string(), nullable=False), ids)
+    return item.append_column(
+        pa.field(C_DLT_ID, pa.string(), nullable=False), row_ids(item.num_rows)
+    )
+
+
+def row_ids(count: int) -> Any:
+    """``count`` random ids as dlt makes them (:data:`DLT_ID_LENGTH_BYTES` random bytes in
+    base64, padding stripped), built in bulk: dlt's per-id loop took ≈ 0.6 s per million."""
+    import base64
+
+    import numpy as np
+    import pyarrow as pa
+
+    # 10 bytes, zero-padded to 12, encode to 16 characters whose first 14 are dlt's id
+    width = -(-DLT_ID_LENGTH_BYTES // 3) * 3
+    chars = -(-DLT_ID_LENGTH_BYTES * 4 // 3)
+    raw = np.zeros((count, width), dtype=np.uint8)
+    raw[:, :DLT_ID_LENGTH_BYTES] = np.frombuffer(
+        secrets.token_bytes(count * DLT_ID_LENGTH_BYTES), dtype=np.uint8
+    ).reshape(count, DLT_ID_LENGTH_BYTES)
+    encoded = np.frombuffer(base64.b64encode(raw.tobytes()), dtype=np.uint8)
+    text = np.ascontiguousarray(encoded.reshape(count, width // 3 * 4)[:, :chars])
+    offsets = np.arange(0, (count + 1) * chars, chars, dtype=np.int64)
+    return pa.LargeStringArray.from_buffers(
+        count, pa.py_buffer(offsets), pa.py_buffer(text.tobytes())
+    ).cast(pa.string())

@@ -207,7 +207,11 @@ def _check_duplicates(
 ) -> None:
     """Report keys seen twice in this batch before the merge collapses them: a warning, or
     (``duplicates: fail``) an error that drops the batch, so nothing of it loads."""
-    found = find_duplicates(pipeline, {table: keys for table, (keys, _) in policies.items()})
+    # tables counted as dict items are not read back again from their Arrow pages' Parquet
+    tables = {counter.table for counter in counted}
+    found = find_duplicates(
+        pipeline, {table: keys for table, (keys, _) in policies.items() if table not in tables}
+    )
     found += [dup for dup in (counter.found() for counter in counted) if dup]
     for duplicates in found:
         result.duplicates[duplicates.table] = duplicates.keys

@@ -8,7 +8,9 @@ job's connection is an ``adbc_clone()`` of one template connection per warehouse
 own way to share a database), opened on first use and closed by :func:`close_shared_databases`
 when the ingest ends (the source reader of :mod:`ingestion.sources.adbc_reader` shares the
 source database's the same way). Everything else is dlt's PostgreSQL destination unchanged, and it
-reports the same destination type, so pipelines loaded before keep their state.
+reports the same destination type, so pipelines loaded before keep their state. Parquet comes
+before CSV among its supported formats, so Arrow data with no loader format set loads as
+Parquet (see :func:`_parquet_before_csv`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class warehouse(postgres):  # lower case, as dlt names its destination factories
             self.__dict__["_capabilities"] = super().capabilities()
         return copy.deepcopy(self.__dict__["_capabilities"])
 
+    def _raw_capabilities(self) -> Any:
+        return _parquet_before_csv(super()._raw_capabilities())
+
     @property
     def client_class(self) -> type[PostgresClient]:
         """The client dlt instantiates for loads."""
@@ -67,6 +72,19 @@ class warehouse(postgres):  # lower case, as dlt names its destination factories
     def destination_type(self) -> str:
         """dlt's own PostgreSQL type: state and schemas stored before stay valid."""
         return "dlt.destinations.postgres"
+
+
+def _parquet_before_csv(caps: Any) -> Any:
+    """Arrow data of a source without a loader format (the flat pages of a REST API) loads
+    as Parquet through ADBC: dlt takes the first supported format Arrow can be written in,
+    and dlt's CSV COPY comes before Parquet in PostgreSQL's list. Dict rows keep the
+    preferred ``insert_values``."""
+    formats = list(caps.supported_loader_file_formats)
+    if "parquet" in formats and "csv" in formats:
+        formats.remove("parquet")
+        formats.insert(formats.index("csv"), "parquet")
+    caps.supported_loader_file_formats = formats
+    return caps
 
 
 def shared_connection(uri: str) -> Any:

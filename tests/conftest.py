@@ -15,6 +15,8 @@ import pytest
 
 from elt import paths
 
+pytest_plugins = ["tests.helpers.suite_record"]
+
 _HOME = os.environ.get("ELT_HOME") or str(paths.project_root() / ".elt" / "test")
 # one state folder (and embedded warehouse) per pytest-xdist worker: test-gw0, test-gw1…
 # (a worker inherits the controller's ELT_HOME, so the suffix is always added)

@@ -69,7 +69,9 @@ def build(params: dict) -> dict:
             )
     path = _run_file(params["home"], scale)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"run_s": round(work, 3), "steps_s": steps}))
+    # the process's high-water mark after its last step (steps record getrusage's maxrss)
+    peak = max((r.peak_rss_mb or 0.0) for r in result.steps)
+    path.write_text(json.dumps({"run_s": round(work, 3), "steps_s": steps, "peak_mib": peak}))
     return {}
 
 
@@ -79,11 +81,14 @@ def _scale() -> int:
 
 def _published(params: dict, work: float, rows: int) -> dict:
     run = json.loads(_run_file(params["home"], _scale()).read_text())
+    publish_s = run["steps_s"].get("publish")
     return {
         "work_s": work,
         "rows": rows,
         "run_s": run["run_s"],
-        "run_publish_s": run["steps_s"].get("publish"),
+        "run_publish_s": publish_s,
+        "run_publish_share": None if publish_s is None else publish_s / run["run_s"],
+        "run_peak_rss_mib": run.get("peak_mib"),
     }
 
 

@@ -16,18 +16,16 @@ import dlt
 from dlt.common.storages.fsspec_filesystem import FileItemDict
 from dlt.extract import DltResource
 
-from ingestion.sources.csv_arrow import ColumnTypes, arrow_batches, fits_fast_path, read_csv_arrow
+from ingestion.fast_path import ROWS_PER_FILE
+from ingestion.sources.csv_arrow import ColumnTypes, csv_arrow_batches
+from ingestion.sources.file_errors import MalformedFileError, first_line
 
 DEFAULT_CHUNK_ROWS = 10_000
+"""Dict rows read at a time (pandas chunks, JSON lines)."""
 
-
-class MalformedFileError(ValueError):
-    """A file could not be parsed; the message names the file and the line when known."""
-
-    def __init__(self, file_url: str, problem: str) -> None:
-        super().__init__(f"malformed file {file_url}: {problem}")
-        self.file_url = file_url
-        self.problem = problem
+ARROW_BATCH_ROWS = ROWS_PER_FILE
+"""Rows per Arrow batch (CSV through pyarrow, Parquet): dlt's extract pays a fixed cost per
+item (schema update, load-id column, writer call), ≈ 1 s per million rows in batches of 10k."""
 
 
 def _csv_chunks(item: FileItemDict, chunk_rows: int) -> Iterator[list[dict[str, Any]]]:
@@ -39,7 +37,7 @@ def _csv_chunks(item: FileItemDict, chunk_rows: int) -> Iterator[list[dict[str, 
                 # missing values become NULL, not NaN
                 yield frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise MalformedFileError(item["file_url"], _first_line(exc)) from exc
+            raise MalformedFileError(item["file_url"], first_line(exc)) from exc
 
 
 def _jsonl_chunks(item: FileItemDict, chunk_rows: int) -> Iterator[list[dict[str, Any]]]:
@@ -67,7 +65,7 @@ def _parquet_chunks(item: FileItemDict, chunk_rows: int) -> Iterator[Any]:
         try:
             yield from pq.ParquetFile(handle).iter_batches(batch_size=chunk_rows)
         except pa.ArrowException as exc:
-            raise MalformedFileError(item["file_url"], _first_line(exc)) from exc
+            raise MalformedFileError(item["file_url"], first_line(exc)) from exc
 
 
 _CHUNKERS: dict[str, Callable[[FileItemDict, int], Iterator[Any]]] = {
@@ -79,29 +77,40 @@ _CHUNKERS: dict[str, Callable[[FileItemDict, int], Iterator[Any]]] = {
 
 def file_reader(
     file_format: str,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
     *,
     table: str | None = None,
     primary_key: Sequence[str] = (),
 ) -> DltResource:
-    """A dlt transformer reading each listed file of ``file_format`` in chunks.
+    """A dlt transformer reading each listed file of ``file_format`` in chunks of
+    ``chunk_rows`` (default: :data:`DEFAULT_CHUNK_ROWS` dict rows, :data:`ARROW_BATCH_ROWS`
+    Arrow rows).
 
     CSV files of table ``table`` are read into Arrow when that loads the same rows (see
     :mod:`ingestion.sources.csv_arrow`), else as dict rows.
     """
     chunks = _CHUNKERS[file_format]
+    dict_rows = chunk_rows or DEFAULT_CHUNK_ROWS
+    arrow_rows = chunk_rows or ARROW_BATCH_ROWS
+    if file_format == "parquet":
+        dict_rows = arrow_rows
 
     def read_files(items: Iterable[FileItemDict]) -> Iterator[Any]:
         seen: ColumnTypes = {}  # column types of this run's earlier Arrow files
         for item in items:
             if file_format == "csv":
-                arrow = read_csv_arrow(item)
-                if arrow is not None:
-                    check_key_columns(item["file_url"], arrow.column_names, primary_key)
-                if arrow is not None and fits_fast_path(arrow, table or "", primary_key, seen):
-                    yield from arrow_batches(arrow, chunk_rows)
+                batches = csv_arrow_batches(
+                    item,
+                    table or "",
+                    primary_key,
+                    seen,
+                    arrow_rows,
+                    lambda names, url=item["file_url"]: check_key_columns(url, names, primary_key),
+                )
+                if batches is not None:
+                    yield from batches
                     continue
-            for rows in chunks(item, chunk_rows):
+            for rows in chunks(item, dict_rows):
                 if file_format == "csv" and rows:
                     check_key_columns(item["file_url"], list(rows[0]), primary_key)
                 yield rows
@@ -122,8 +131,3 @@ def check_key_columns(file_url: str, columns: Sequence[str], primary_key: Sequen
     raise MalformedFileError(
         file_url, f"no primary key column(s) {', '.join(missing)} (header: {found}){hint}"
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -39,6 +39,7 @@ from ingestion.sources.common import (
     lag_seconds,
     schema_contract,
 )
+from ingestion.sources.rest_arrow import add_arrow_pages
 from ingestion.sources.rest_auth import ApiKeyAuth, ClientCredentialsAuth, SchemeTokenAuth
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -51,12 +52,20 @@ class RestConfigError(ValueError):
 def rest_api_dlt_source(
     config: RestApiSource, *, data_interval: DataInterval | None = None
 ) -> BuiltSource:
-    """The dlt source of a REST API: one resource per configured endpoint."""
+    """The dlt source of a REST API: one resource per configured endpoint. Flat pages load
+    as Arrow (:mod:`ingestion.sources.rest_arrow`) when the contract lets every column evolve;
+    under the other contracts every page takes dlt's dict path, which enforces them per row."""
     source = rest_api_source(
         rest_api_config(config, data_interval=data_interval),
         name=config.name,
         schema_contract=schema_contract(config.contract),
     )
+    if config.contract == "evolve":
+        add_arrow_pages(
+            source.resources,
+            {name: resource.primary_key for name, resource in config.resources.items()},
+            parents={resource.parent for resource in config.resources.values() if resource.parent},
+        )
     return BuiltSource(source=source, secrets=auth_secrets(config.auth) + _env_values(config))
 
 

@@ -22,6 +22,7 @@ from elt import scratch, settings
 from orchestration.airflow import environment
 
 BROKER_DATABASE = 0
+CELERY_CONFIG_OPTIONS = "orchestration.airflow.celery_config.CELERY_CONFIG"
 
 
 def workers_dir() -> Path:
@@ -76,6 +77,8 @@ def executor_env(broker: str, metadata_url: str) -> dict[str, str]:
         # task states go to the metadata database: nothing else to run or keep
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata_url}",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        # Airflow's Celery settings plus what every task imports, imported once per worker
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": CELERY_CONFIG_OPTIONS,
         # TaskInstance.hostname names the worker (they all share this machine's name)
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "orchestration.airflow.environment.worker_hostname",
     }

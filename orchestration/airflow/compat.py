@@ -53,6 +53,12 @@ PRIVATE_NAMES = [
         None,
         "which tests each model's test task reports",
     ),
+    PrivateName(
+        "cosmos.operators.local",
+        "DbtLocalBaseOperator.build_and_run_cmd",
+        ("context", "cmd_flags"),
+        "the producer's dbt build on a cleared run, which Cosmos' producer would skip",
+    ),
 ]
 
 
@@ -80,3 +86,9 @@ def rendered_nodes(group: Any) -> dict[str, Any]:
 def tests_per_model(group: Any) -> dict[str, list[str]]:
     """model unique id → its tests, as Cosmos grouped them."""
     return group.dbt_graph.tests_per_model
+
+
+def build_without_watcher_checks(producer: Any, context: Any) -> Any:
+    """The producer's ``dbt build`` (with its callback), as Cosmos' local operators run it,
+    without the watcher's "skip any try after the first"."""
+    return producer.build_and_run_cmd(context=context, cmd_flags=producer.add_cmd_flags())

@@ -27,10 +27,13 @@ What we change after Cosmos built the group, and why:
 * the root node tasks wait for the producer (trigger rule ``all_done``) instead of polling
   beside it: the result is the same, and no node task holds a slot while dbt runs;
 * no Airflow retries on dbt tasks: a failed data test is a fact about the data (retrying it
-  re-runs the same query on the same rows), and Cosmos cannot retry the producer. To retry a
-  node, clear its task *with downstream*: the model's task re-runs the model (``dbt run``),
-  then its ``test`` task re-runs the model's tests (``dbt test``) — a retried model is never
-  left untested. Results of such re-runs replace the node's rows in ``elt_meta.dbt_results``.
+  re-runs the same query on the same rows). To retry a node, clear its task *with
+  downstream*: the model's task re-runs the model (``dbt run``), then its ``test`` task
+  re-runs the model's tests (``dbt test``) — a retried model is never left untested. Results
+  of such re-runs replace the node's rows in ``elt_meta.dbt_results``;
+* the producer is a :class:`~orchestration.airflow.producer.RebuildingProducer`: a cleared
+  DAG run (a backfill ``--rerun``) builds once again, where Cosmos' producer would skip, and
+  the node tasks report that build instead of re-running their nodes one by one.
 """
 
 from __future__ import annotations
@@ -101,6 +104,8 @@ def build_dbt_group(
         TestBehavior,
     )
 
+    from orchestration.airflow.producer import rebuild_on_clear
+
     logging.getLogger("cosmos.airflow.graph").addFilter(_NoUnitTestWarning())
     project_dir = project.path
     group = DbtTaskGroup(
@@ -137,6 +142,7 @@ def build_dbt_group(
         operator_args=_operator_args(pipe),
     )
     producer = group.dag.get_task(PRODUCER_ID)
+    rebuild_on_clear(producer)
     _wire(group, producer, pool=pool, pool_slots=pool_slots, timeout=timeout)
     _attach_tests(group, compat.tests_per_model(group))
     nodes = compat.rendered_nodes(group)

@@ -8,8 +8,8 @@ running one reads several XComs through the API; this operator is built like an
 ``EmptyOperator`` and, once the producer is done, reads the node's result from
 ``elt_meta.dbt_results``, where the producer's callback wrote it.
 
-Cleared (try 2 and later), it re-runs its node instead: ``dbt run|seed|snapshot`` for the
-node, ``dbt test`` for a model's tests — see :mod:`orchestration.airflow.node_tasks`.
+Cleared without the producer, it re-runs its node instead: ``dbt run|seed|snapshot`` for
+the node, ``dbt test`` for a model's tests — see :mod:`orchestration.airflow.node_tasks`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ COMMANDS = {"model": "run", "seed": "seed", "snapshot": "snapshot", "test": "tes
 
 
 class DbtNodeReport(BaseOperator):
-    """Reports one dbt node's result from the producer's build; re-runs the node when cleared.
+    """Reports one dbt node's result from the producer's build; re-runs the node when it was
+    cleared without the producer.
 
     ``model_unique_id`` is the node (a model's id for its ``test`` task, whose ``tests`` are
     the test ids to report; the attribute Cosmos' watcher tasks have); ``command`` the dbt
@@ -49,7 +50,7 @@ class DbtNodeReport(BaseOperator):
         self.full_refresh = full_refresh
 
     def execute(self, context: Any) -> None:
-        """Report (first try) or re-run (a cleared task) this node."""
+        """Report this node's result, or re-run the node (cleared without the producer)."""
         from orchestration.airflow import node_tasks
 
         node_tasks.report_or_rerun(self, context)

@@ -184,12 +184,42 @@ def dbt_target_dir(project_dir: str) -> Path:
     return path if path.is_absolute() else Path(project_dir) / path
 
 
+def clears(context: dict[str, Any]) -> int:
+    """How many times this DAG run was cleared (Airflow counts every clear of its tasks)."""
+    return int(getattr(context["dag_run"], "clear_number", 0) or 0)
+
+
+def build_clears(url: str, run_id: str) -> int | None:
+    """The DAG run's clear count when the producer recorded its latest build (None: none)."""
+    from elt import runs
+
+    with runs.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"select (detail->>'clears')::int from {runs.SCHEMA}.steps"
+            " where run_id = %s and step_id = %s",
+            (run_id, DBT_STEP),
+        )
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+def forget_dbt_results(context: dict[str, Any]) -> None:
+    """The producer starts a build: the run's earlier node results no longer count."""
+    from elt import runs
+    from orchestration.airflow import run_state
+
+    run_id = run_state.run_id_from_context(context["ti"].dag_id, context)
+    runs.forget_dbt_results(settings.warehouse_url(), run_id)
+    run_state.forget_build_results(run_id)  # and what this process read of them
+
+
 def record_dbt_invocation(
     context: dict[str, Any], records: list[runs.DbtResultRecord], error: str | None = None
 ) -> None:
     """One dbt invocation of a task: node results → ``elt_meta.dbt_results`` (replacing
     earlier rows of the same nodes), the invocation → ``elt_meta.steps`` (the producer's as
-    ``dbt_build``, a re-run node's under its task id)."""
+    ``dbt_build``, a re-run node's under its task id), with the task's try and the DAG run's
+    clear count."""
     from elt import dbt, runs
     from orchestration.airflow import run_state
 
@@ -206,6 +236,9 @@ def record_dbt_invocation(
         "models": sum(1 for r in records if r.resource_type == "model"),
         "tests": sum(1 for r in records if r.resource_type == "test"),
         "nodes": len(records),
+        # which try, after how many clears of the DAG run: node tasks compare (node_tasks)
+        "try": ti.try_number,
+        "clears": clears(context),
     }
     if error and not records:
         detail["error"] = redact(error)[:2000]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from elt import paths
+from elt import paths, settings
 from tests.helpers.warehouse import rows
 from tests.helpers.webhook import Webhook
 
@@ -122,7 +122,7 @@ def isolated_env(
         os.environ.update(saved_environ)
 
 
-TOOL_HOMES = ("AIRFLOW_HOME", "AIRFLOW__COSMOS__CACHE_DIR", "PREFECT_HOME", "DLT_DATA_DIR")
+TOOL_HOMES = tuple(settings.STATE_FOLDERS)
 
 
 def airflow(*args: str, env: dict[str, str] | None = None, module: str = AIRFLOW_TESTING) -> dict:

@@ -2,8 +2,9 @@
 shop, one run each, after a first full load; every run's ingest loads exactly the orders of
 its interval (the orders keyed on ordered_at without lookback here, so the windows do not
 overlap: each day's rows carry that day's load id), and the marts then equal those of one
-full refresh. Running one interval again (``--rerun``) should change nothing: a known bug
-makes that run fail (see RERUN_CLEARS_NODES).
+full refresh. Running one interval again (``--rerun``: Airflow clears its whole DAG run)
+loads it again and changes nothing: the producer builds once more and the node tasks report
+that build.
 """
 
 from __future__ import annotations
@@ -106,14 +107,6 @@ def test_backfill_loads_each_interval_exactly_and_the_marts_equal_a_full_refresh
     assert published_fingerprints(env.warehouse_url) == before
 
 
-RERUN_CLEARS_NODES = (
-    "`elt airflow backfill --rerun` clears the whole DAG run; every cleared dbt node task"
-    " (try 2) then re-runs its own node beside the producer's new dbt build, and the"
-    " concurrent dbt invocations collide on the stored-failures views (`relation … already"
-    " exists`, `drop external …`): the gate closes (issue 17 follow-up)"
-)
-
-
 def _load_ids(url: str, days: list) -> dict:
     """Per day: the set of dlt loads its raw orders came from."""
     found = {}
@@ -132,7 +125,6 @@ def _load_ids(url: str, days: list) -> dict:
 
 
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(strict=True, reason=RERUN_CLEARS_NODES)
 def test_a_rerun_of_an_interval_loads_it_again_and_changes_nothing(airflow_up):
     env, api = airflow_up
     days = busy_days(env.shop_url)

@@ -10,6 +10,7 @@ The module gets its own warehouse database, shop database and webhook server.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,6 +104,7 @@ def test_task_ids_and_dependencies_follow_the_plan(dagbag):
     for task_id in ingest:
         assert tasks[task_id]["upstream"] == ["start_run"]
     assert tasks["dbt.dbt_producer_watcher"]["upstream"] == sorted(ingest)
+    assert tasks["dbt.dbt_producer_watcher"]["type"] == "RebuildingProducer"  # builds when cleared
     # one task per model (and its tests), all after the one dbt build
     assert {"dbt.orders.run", "dbt.orders.test", "dbt.customers.run"} <= tasks.keys()
     assert "dbt.stg_shop__orders.test" in tasks["dbt.orders.run"]["upstream"]
@@ -222,8 +224,6 @@ def test_dag_run_publishes_marts_and_records_the_run(env: Env, first_run):
 
 def test_no_secret_in_airflow_task_records(env: Env, first_run):
     db = env.home / "airflow" / "airflow.db"
-    import sqlite3
-
     conn = sqlite3.connect(db)
     try:
         text = json.dumps(
@@ -313,6 +313,12 @@ def test_retrying_the_failed_node_reruns_its_tests(env: Env, failed_run):
     steps = step_statuses(env.warehouse_url, run_id)
     assert steps["dbt.stg_shop__orders.run"] == "succeeded"
     assert steps["dbt.stg_shop__orders.test"] == "succeeded"
+    _assert_the_failing_test_passes_and_the_run_succeeded(env, run_id)
+    # … and only those: the producer did not build again
+    assert _build_detail(env, run_id)["try"] == 1
+
+
+def _assert_the_failing_test_passes_and_the_run_succeeded(env: Env, run_id: str) -> None:
     (status,) = query(
         env.warehouse_url,
         "select status from elt_meta.dbt_results where run_id = %s and unique_id like %s",
@@ -322,3 +328,43 @@ def test_retrying_the_failed_node_reruns_its_tests(env: Env, failed_run):
     assert query(
         env.warehouse_url, "select status from elt_meta.runs where run_id = %s", (run_id,)
     ) == [("succeeded",)]
+
+
+def _build_detail(env: Env, run_id: str) -> dict:
+    (detail,) = query(
+        env.warehouse_url,
+        "select detail from elt_meta.steps where run_id = %s and step_id = 'dbt_build'",
+        (run_id,),
+    )
+    return detail[0]
+
+
+def _node_steps(env: Env, run_id: str) -> dict:
+    statement = (
+        "select step_id, finished_at from elt_meta.steps"
+        " where run_id = %s and step_id like 'dbt.%%'"
+    )
+    return dict(query(env.warehouse_url, statement, (run_id,)))
+
+
+def test_clearing_the_whole_run_builds_once_and_the_node_tasks_report_it(env: Env, failed_run):
+    """A whole DAG run cleared (as a backfill --rerun does): the producer builds again
+    (Cosmos' would skip), and the node tasks report that build instead of re-running
+    their nodes beside it."""
+    outcome, _ = failed_run
+    run_id = _run_id(env, CHECK)
+    query(env.warehouse_url, "delete from raw_shop.orders where id = %s", (BAD_ORDER,))
+    nodes_before = _node_steps(env, run_id)
+
+    cleared = airflow("retry", CHECK, "--run-id", outcome["run_id"], "--task", "start_run")
+
+    assert set(cleared["task_states"].values()) == {"success"}, cleared["task_states"]
+    with sqlite3.connect(env.home / "airflow" / "airflow.db") as conn:
+        (clears,) = conn.execute(
+            "select clear_number from dag_run where run_id = ?", (outcome["run_id"],)
+        ).fetchone()
+    build = _build_detail(env, run_id)
+    assert build["try"] == 2 and build["clears"] == clears >= 1
+    assert build["nodes"] > 1 and build["failed"] == 0
+    assert _node_steps(env, run_id) == nodes_before  # no node ran dbt itself
+    _assert_the_failing_test_passes_and_the_run_succeeded(env, run_id)

@@ -19,7 +19,7 @@ from elt.runs import DbtResultRecord, StepRecord
 from elt.steps import RunResult, StepError, node_name
 from orchestration.airflow import environment, pools, run_state
 from orchestration.airflow.cosmos_group import cosmos_selectors
-from orchestration.airflow.node_tasks import judge
+from orchestration.airflow.node_tasks import REPORT, RERUN, SKIP, after_clear, judge
 from orchestration.airflow.report import task_failures
 
 CONFIG = """
@@ -186,6 +186,33 @@ def test_a_node_task_fails_naming_the_failed_test_and_dbts_message():
         judge(results)
     assert "orders_total_check: Got 1 result" in str(failed.value)
     assert "not_null_orders_id" not in str(failed.value)
+
+
+@pytest.mark.parametrize(
+    ("run_clears", "build_clears", "producer", "action"),
+    [
+        # the node (with downstream) cleared after a first run: the build is older, re-run it
+        (1, 0, "failed", RERUN),
+        (1, 0, "success", RERUN),
+        # the whole run cleared (backfill --rerun): the producer built again for this clear
+        (1, 1, "success", REPORT),
+        (1, 1, "failed", REPORT),
+        # a node cleared alone once, then the whole run: try numbers drifted apart, clears did not
+        (2, 2, "success", REPORT),
+        # ... then that node alone again
+        (3, 2, "success", RERUN),
+        # no build recorded in this run: re-run, unless dbt never ran in it
+        (1, None, "failed", RERUN),
+        (1, None, "upstream_failed", SKIP),
+        # the whole run cleared after an ingest failure: the producer could not run
+        (1, 0, "upstream_failed", SKIP),
+        (1, 0, "skipped", SKIP),
+    ],
+)
+def test_a_cleared_node_task_reruns_its_node_only_when_cleared_without_the_producer(
+    run_clears, build_clears, producer, action
+):
+    assert after_clear(run_clears, build_clears, producer) == action
 
 
 def test_a_node_task_with_passing_or_warning_results_succeeds():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bench.report import case_section, e2e_lines, scale_lines, update_benchmarks
-from bench.results import finish_case, save
+from bench.results import finish_case, save, verdict
 from bench.stats import (
     fmt_ratio,
     fmt_spread,
@@ -272,3 +274,82 @@ def test_suites_keep_the_issue_requirements():
     assert full.repeats >= 3 and (full.e2e_repeats or full.repeats) >= 3
     assert full.base_years >= 1.0 and max(full.ingest_factors) >= 10
     assert full.e2e_scales == (1, 10, 100)
+
+
+def _absolute_target(bound: float) -> dict:
+    return {
+        "text": "ours ≤ 3 s",
+        "variant": "ours",
+        "against": None,
+        "on": "work_s",
+        "op": "<=",
+        "bound": bound,
+    }
+
+
+def test_an_absolute_target_bounds_the_value_itself():
+    record = finish_case({**_record(), "targets": [_absolute_target(3.0), _absolute_target(1.5)]})
+    within, beyond = record["verdicts"]
+    assert within["ratio"] == pytest.approx(2.0) and within["unit"] == "s" and within["met"]
+    assert beyond["met"] is False
+    assert "Target ours ≤ 3 s: measured 2.00 s — met." in case_section(record)
+
+
+def test_measured_values_keep_their_unit():
+    from bench.stats import fmt_measured
+
+    assert fmt_measured(1.234) == "1.23×"
+    assert fmt_measured(0.048, "%") == "4.8 %"
+    assert fmt_measured(512.4, "MiB") == "512 MiB"
+    assert fmt_measured(None, "s") == "–"
+
+
+def _suite_record(tmp_path, minutes: float):
+    path = tmp_path / "make-test.json"
+    path.write_text(
+        json.dumps(
+            {
+                "finished_at": "2026-12-04T20:00:00+00:00",
+                "duration_s": minutes * 60,
+                "passed": 680,
+                "failed": 0,
+                "exit_status": 0,
+                "workers": 2,
+                "load_average_start": 0.4,
+                "load_average_end": 2.1,
+                "cpus": 2,
+            }
+        )
+    )
+    return path
+
+
+def test_the_target_table_lists_every_target_of_the_run_and_the_test_suite(tmp_path):
+    from bench.report import render_suite
+
+    script = {
+        "id": "prefect_vs_dbt",
+        "group": "external",
+        "title": "bench/prefect_vs_dbt.py",
+        "command": "python bench/prefect_vs_dbt.py",
+        "stdout": "a table",
+        "wall_s": 60.0,
+        "peak_rss_mib": 300.0,
+        "verdicts": [verdict("Airflow ≤ 1.5× dbt build", 1.8, "<=", 1.5)],
+    }
+    result = {**_suite_result("full"), "cases": [finish_case(_record()), script]}
+    text = render_suite(result, _suite_record(tmp_path, 23.5))
+    targets = text.split("#### Targets", 1)[1].split("####", 1)[0]
+    assert "1 of 4 targets met in this run." in targets
+    assert "| ≥ 0.5× COPY | 0.50× | met |" in targets
+    assert "| Airflow ≤ 1.5× dbt build | 1.80× | **MISSED**" in targets
+    assert "| 23.5 min | **MISSED**" in targets and "680 passed" in targets
+    assert "Target Airflow ≤ 1.5× dbt build: measured 1.80×" in text  # under the script too
+
+
+def test_no_suite_record_no_suite_row(tmp_path):
+    from bench.report import targets_section
+
+    assert targets_section({"cases": []}, tmp_path / "missing.json") == ""
+    fast = targets_section({"cases": []}, _suite_record(tmp_path, 7.5))
+    assert "1 of 1 targets met" in fast and "| 7.50 min | met |" in fast
