@@ -295,6 +295,38 @@ def _report(samples: dict[str, list[dict]]) -> dict:
     return summary
 
 
+# issue 21's targets, per project: (variant, against, bound, what the row says)
+TARGETS = {
+    "demo": [
+        (
+            "airflow",
+            "elt",
+            1.2,
+            "`elt airflow test` (dag.test) ≤ 1.2× `elt run`, dbt-only demo pipeline",
+        ),
+        ("elt-build", "dbt", 1.05, "`elt build` ≤ 1.05× plain `dbt build`, demo project"),
+    ],
+    "generated": [
+        ("airflow", "dbt", 1.5, "Airflow DAG run ≤ 1.5× plain `dbt build`, generated project"),
+        ("prefect", "dbt", 1.3, "Prefect flow run ≤ 1.3× plain `dbt build`, generated project"),
+        ("elt-build", "dbt", 1.05, "`elt build` ≤ 1.05× plain `dbt build`, generated project"),
+    ],
+}
+
+
+def _write_verdicts(project: str, summary: dict) -> None:
+    """Hand the project's targets (wall-time ratios of medians) to `make bench`'s table."""
+    from bench.results import verdict, write_verdicts
+
+    write_verdicts(
+        [
+            verdict(text, summary[variant]["wall_s"] / summary[against]["wall_s"], "<=", bound)
+            for variant, against, bound, text in TARGETS[project]
+            if variant in summary and against in summary
+        ]
+    )
+
+
 def main() -> None:
     """Parse arguments; run the benchmark (or, with --child, one variant)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -334,6 +366,7 @@ def main() -> None:
                 samples[variant].append(_measure(*commands[variant]))
                 print(f"repeat {repeat + 1} {variant}: {samples[variant][-1]}", file=sys.stderr)
         summary = _report(samples)
+        _write_verdicts(args.project, summary)
         load = os.getloadavg()
         results = {
             "project": args.project,
