@@ -65,10 +65,13 @@ def env(pg, prefect_server: str, tmp_path_factory) -> Iterator[PrefectEnv]:
         ) as base,
         prefect_client_of(prefect_server) as api_url,
     ):
+        from elt import runs
         from orchestration.airflow import manifest
 
         manifest.parse_manifest()
         airflow("migrate")
+        # the run tables exist before any run: a test run alone polls them from its start
+        runs.migrate(base.warehouse_url)
         yield PrefectEnv(**vars(base), api_url=api_url)
 
 
