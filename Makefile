@@ -35,8 +35,9 @@ lint: setup  ## ruff (format + check), mypy (strict on elt/) and sqlfluff (dbt t
 	.venv/bin/ruff format --check .
 	.venv/bin/ruff check .
 	.venv/bin/mypy --config-file pyproject.toml
-	@# the dbt templater compiles models, so it needs a warehouse: use the test one
-	ELT_HOME=$(CURDIR)/.elt/test bash -c 'eval "$$(.venv/bin/elt env)" && .venv/bin/sqlfluff lint dbt_project' 
+	@# the dbt templater compiles models, so it needs a warehouse: lint's own (not the tests'),
+	@# stopped again whatever the outcome (under xdist no test session stops .elt/test's)
+	ELT_HOME=$(CURDIR)/.elt/lint bash -c 'eval "$$(.venv/bin/elt env)" && .venv/bin/sqlfluff lint dbt_project; status=$$?; .venv/bin/elt down >/dev/null 2>&1; exit $$status' 
 
 format: setup  ## apply ruff formatting and sqlfluff fixes
 	.venv/bin/ruff format .
@@ -71,6 +72,7 @@ clean:  ## stop local services and delete .elt/ and build output
 	-@test -x $(ELT) && $(ELT) demo-api stop >/dev/null 2>&1 || true
 	-@test -x $(ELT) && $(ELT) down >/dev/null 2>&1 || true
 	-@test -x $(ELT) && ELT_HOME=$(CURDIR)/.elt/test $(ELT) down >/dev/null 2>&1 || true
+	-@test -x $(ELT) && ELT_HOME=$(CURDIR)/.elt/lint $(ELT) down >/dev/null 2>&1 || true
 	rm -rf .elt dbt_project/target dbt_project/logs .pytest_cache .ruff_cache .mypy_cache
 
 .PHONY: k8s k8s-validate
