@@ -70,17 +70,13 @@ def report_or_rerun(task: Any, context: dict[str, Any]) -> None:
             results = _rerun(task, context)
     else:
         wanted = task.tests if task.command == "test" else (task.model_unique_id,)
-        results = _recorded(url, run_id, wanted)
+        results = run_state.build_results(url, run_id, wanted)
         _require_all(wanted, results, context)
     judge(results)
 
 
 def _producer_state(context: dict[str, Any]) -> str | None:
     return tasks.run_states(context, task_ids=[_PRODUCER]).get(_PRODUCER)
-
-
-def _recorded(url: str, run_id: str, unique_ids: Iterable[str]) -> list[runs.DbtResultRecord]:
-    return run_state.build_results(url, run_id, unique_ids)
 
 
 def _require_all(
