@@ -6,14 +6,19 @@ go to ``elt_meta.dbt_results`` and to the run summary.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from elt import paths, settings
 from elt import project as dbt_project
 from elt.project import DbtProject
+from elt.redact import redactor
 from elt.runs import DbtResultRecord
 
 # statuses that mean "a node did not do its job": skipped nodes count, so a run whose model
@@ -81,6 +86,56 @@ def _progress_callback(on_node: Callable[[str, str], None]) -> Callable[[Any], N
     return callback
 
 
+# dbt's event levels, lowest first ("test" events log like debug ones)
+_LEVELS = {"debug": 0, "test": 0, "info": 1, "warn": 2, "error": 3}
+_NOT_ON_CONSOLE = ("CacheAction", "CacheDumpGraph")  # as dbt's console (no --log-cache-events)
+
+
+def _console_callback(level: str) -> Callable[[Any], None]:
+    """dbt's console as an event callback: the events at ``level`` or above and every
+    ``print()``, with dbt's timestamp, secrets scrubbed.
+
+    dbt's own console logger formats and scrubs every event (≈ 20 per node, most of them
+    debug) before its level drops them, rescanning the environment for secrets each time;
+    this formats only the lines it prints, with the secrets read once per invocation.
+    """
+    from dbt_common.exceptions.base import env_secrets
+
+    threshold = _LEVELS[level]
+    scrub = redactor(env_secrets())  # dbt's DBT_ENV_SECRET_* values and ours
+    lock = threading.Lock()  # events arrive from dbt's worker threads
+
+    def callback(event: Any) -> None:
+        info = event.info
+        if info.name in _NOT_ON_CONSOLE:
+            return
+        if info.name == "PrintEvent":  # dbt prints these at every level, without a time
+            line = info.msg
+        elif _LEVELS.get(info.level, 0) >= threshold:
+            line = f"{datetime.now(UTC):%H:%M:%S}  {info.msg}"
+        else:
+            return
+        with lock:
+            sys.stdout.write(scrub(line) + "\n")
+            sys.stdout.flush()
+
+    return callback
+
+
+def _console_args(quiet: bool, callbacks: list[Callable[[Any], None]]) -> list[str]:
+    """dbt's console logger off, ours (:func:`_console_callback`) on at the level dbt's would
+    have; the file log keeps the level dbt would give it (its ``--log-level`` leads
+    ``--log-level-file`` when set: quiet or ``DBT_LOG_LEVEL``; else debug)."""
+    chosen = "warn" if quiet else os.environ.get("DBT_LOG_LEVEL")
+    level = chosen or "info"
+    if level in _LEVELS:
+        callbacks.append(_console_callback(level))
+    args = ["--log-level", "none"]
+    if not os.environ.get("DBT_LOG_LEVEL_FILE"):
+        args += ["--log-level-file", chosen or "debug"]
+    return args
+
+
 def invoke(
     command: str,
     args: Sequence[str] = (),
@@ -94,9 +149,9 @@ def invoke(
 
     ``project`` defaults to the top-level dbt project of ``pipelines.yml``; its generated
     profile supplies the connection. Artifacts go to ``target_path`` (default: the project's
-    folder under ``.elt/dbt/``). ``quiet`` keeps dbt's console to warnings and errors (its
-    full log still goes to ``.elt/logs/dbt.log``); ``on_node`` is called as each node
-    finishes, for progress.
+    folder under ``.elt/dbt/``). ``quiet`` keeps dbt's console to warnings and errors (and
+    ``.elt/logs/dbt.log`` too, as dbt's ``--log-level`` does; without it the file gets dbt's
+    debug log); ``on_node`` is called as each node finishes, for progress.
     """
     from dbt.cli.main import dbtRunner
 
@@ -105,11 +160,11 @@ def invoke(
     # a command group ("docs generate") takes its options after the subcommand
     argv = [*command.split(), *project.cli_args()]
     argv += ["--log-path", str(paths.state_dir() / "logs")]
-    if quiet:
-        argv += ["--log-level", "warn"]
+    callbacks = [_progress_callback(on_node)] if on_node else []
+    if "--log-level" not in args:
+        argv += _console_args(quiet, callbacks)
     argv += ["--target-path", str(target_path or project.target_dir())]
     argv += list(args)
-    callbacks = [_progress_callback(on_node)] if on_node else []
     result = dbtRunner(callbacks=callbacks).invoke(argv)
     records: list[DbtResultRecord] = []
     if result.result is not None and hasattr(result.result, "results"):
