@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from elt import paths, settings
-from elt.redact import redact
+from elt.redact import redact, redactor
 
 
 def test_parse_url_and_mask():
@@ -112,6 +112,15 @@ def test_a_url_on_the_embedded_warehouse_is_stored_with_a_port_placeholder(tmp_p
 
 def test_redact_of_nothing_is_nothing():
     assert redact("") == ""
+
+
+def test_a_redactor_hides_extra_values_and_the_secrets_of_when_it_was_made(monkeypatch):
+    monkeypatch.setenv("SOCIAL_API_TOKEN", "tok-abcdef-123")
+    scrub = redactor(["pw1", " "])  # short values too (dbt's secrets); blank ones never
+    monkeypatch.setenv("SOCIAL_API_TOKEN", "tok-changed-456")
+    text = "token tok-abcdef-123, pw1 at postgresql://u:hunter22@h/db"
+    assert scrub(text) == "token ***, *** at postgresql://u:***@h/db"
+    assert scrub("a b") == "a b"
 
 
 def test_freshness_in_the_tool_env_follows_edits_of_pipelines_yml(tmp_path, monkeypatch):
