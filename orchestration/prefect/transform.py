@@ -67,7 +67,10 @@ def invoke_build(
     )
     before = set(threading.enumerate())
     try:
-        result = runner.invoke(["build", "--log-path", str(paths.state_dir() / "logs"), *args])
+        # the same --profile/--target as elt's other dbt invocations on this target folder
+        # (the quality gate's `dbt ls`): else each finds the other's partial parse stale
+        log_path = str(paths.state_dir() / "logs")
+        result = runner.invoke(["build", "--log-path", log_path, *project.profile_args(), *args])
     except ValueError as exc:  # prefect-dbt's wrapper for "dbt raised instead of running"
         raise StepError(f"dbt build could not run: {exc}") from None
     finally:

@@ -239,6 +239,24 @@ def test_flow_run_shows_steps_and_dbt_nodes_as_task_runs(env: Env, first_run):
     assert {run["state_type"] for run in task_runs} == {"COMPLETED"}
 
 
+def test_the_flows_dbt_build_reuses_the_quality_gates_partial_parse(env: Env, first_run):
+    # dbt_build (prefect-dbt) and the quality gate's `dbt ls` (elt.dbt, the run's last dbt
+    # call) share one target folder; with different --profile/--target each found the
+    # other's parse stale and parsed the whole project again, twice per flow run
+    from orchestration.prefect.transform import DbtOptions, invoke_build
+
+    log = paths.state_dir() / "logs" / "dbt.log"
+    before = log.stat().st_size if log.exists() else 0
+    outcome = invoke_build(["--select", "stg_shop__orders"], DbtOptions(log_level="info"))
+    built = {record.unique_id.rsplit(".", 1)[-1]: record.status for record in outcome.results}
+    assert outcome.success and built["stg_shop__orders"] == "success", built
+    with log.open() as text:
+        text.seek(before)
+        lines = text.read()
+    assert "Running with dbt" in lines
+    assert "Unable to do partial parsing" not in lines
+
+
 def test_flow_run_creates_summary_and_quality_artifacts(env: Env, first_run):
     state, _ = first_run
     flow_run_id = str(state.state_details.flow_run_id)
