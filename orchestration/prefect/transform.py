@@ -50,9 +50,10 @@ def invoke_build(
     from dbt_common.events.base_types import EventLevel
     from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
-    from orchestration.prefect.node_tasks import runner_class
+    from orchestration.prefect.node_tasks import install_node_log_filter, runner_class
 
     settings.apply_tool_env()
+    install_node_log_filter()
     project = project or dbt_project.of()
     runner_type = runner_class() if options.share_context else PrefectDbtRunner
     runner = runner_type(
