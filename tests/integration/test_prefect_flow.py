@@ -215,6 +215,13 @@ def test_a_breached_duration_limit_sends_one_limit_exceeded_alert(env: Env, firs
     assert detail == [match[0]]
 
 
+def test_the_local_server_records_task_run_states_in_batches(env: Env):
+    # orchestration.prefect.server: two state events per dbt node, one transaction per event
+    # with Prefect's default batch size of 1
+    recorder = env.api("/admin/settings", method="GET")["server"]["services"]["task_run_recorder"]
+    assert (recorder["batch_size"], recorder["flush_interval"]) == (100, 1)
+
+
 def test_flow_run_shows_steps_and_dbt_nodes_as_task_runs(env: Env, first_run):
     state, _ = first_run
     flow_run_id = str(state.state_details.flow_run_id)
