@@ -86,16 +86,13 @@ class DbtProject:
 
     def cli_args(self) -> list[str]:
         """``--project-dir``, ``--profiles-dir``, ``--profile`` and ``--target`` for dbt."""
-        return [
-            "--project-dir",
-            str(self.path),
-            "--profiles-dir",
-            str(self.profiles_dir()),
-            "--profile",
-            self.profile,
-            "--target",
-            TARGET,
-        ]
+        folders = ["--project-dir", str(self.path), "--profiles-dir", str(self.profiles_dir())]
+        return [*folders, *self.profile_args()]
+
+    def profile_args(self) -> list[str]:
+        """``--profile`` and ``--target``: part of dbt's partial-parse check, so every
+        invocation sharing a target folder must pass the same ones (or each reparses all)."""
+        return ["--profile", self.profile, "--target", TARGET]
 
 
 def write_profile(profile: str) -> Path:

@@ -6,12 +6,13 @@ Import them from here; ``PRIVATE_NAMES`` lists them with the parameters we pass,
 
 from __future__ import annotations
 
+from prefect.task_engine import _create_task_run_locally as create_task_run_locally
 from prefect.task_engine import run_task_sync
 from prefect_dbt.core._tracker import NodeTaskTracker
 
 from orchestration.private_api import PrivateName
 
-__all__ = ["PRIVATE_NAMES", "NodeTaskTracker", "run_task_sync"]
+__all__ = ["PRIVATE_NAMES", "NodeTaskTracker", "create_task_run_locally", "run_task_sync"]
 
 PRIVATE_NAMES = [
     PrivateName(
@@ -35,8 +36,15 @@ PRIVATE_NAMES = [
     PrivateName(
         "prefect.task_engine",
         "run_task_sync",
-        ("task", "task_run_id", "parameters", "wait_for", "context"),
+        ("task", "task_run", "parameters", "return_type"),
         "running a node's task run in a thread with a given context",
+    ),
+    PrivateName(
+        "prefect.task_engine",
+        "_create_task_run_locally",
+        ("task", "id", "parameters", "wait_for"),
+        "a node's task run made before the engine runs it: no Pending event, no wait_for"
+        " results resolved (node_tasks.py)",
     ),
 ]
 

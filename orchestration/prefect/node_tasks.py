@@ -13,6 +13,15 @@ lists them as its ``wait_for`` inputs: the run's graph in the UI (and the parity
 dbt's dependencies, not whichever upstream states happened to be known when the node
 started (prefect-dbt's own way).
 
+What a node's task run costs is what Prefect's server has to record, on the same machine
+(py-spy of a 600-node flow run, BENCHMARKS.md): so the task run is made here, already
+holding its ``wait_for`` inputs, and handed to the engine. The engine then sends two state
+events (Running, then Completed or Failed) instead of three (no Pending, which dbt's node
+never is), and does not resolve the upstream states' results before running (dbt has
+finished the upstream nodes already). Its "Finished in state Completed()" line, one per
+node, is not shipped to the server either (:class:`NodeLifecycleFilter`); a failed node's
+lines are.
+
 This reaches into two private methods of prefect-dbt 0.7 (``PrefectDbtRunner._call_task``,
 ``NodeTaskTracker.run_task_in_thread``); :func:`supported` checks they are there and
 :func:`runner_class` falls back to the stock runner when they are not.
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import logging
 import threading
 from contextlib import nullcontext
 from functools import partial
@@ -30,13 +40,41 @@ from typing import Any
 from prefect.context import FlowRunContext
 from prefect_dbt import PrefectDbtRunner
 
-from orchestration.prefect.compat import NodeTaskTracker, run_task_sync
+from orchestration.prefect.compat import NodeTaskTracker, create_task_run_locally, run_task_sync
 
 # the signature this module replaces; a different one means prefect-dbt changed underneath
 _TRACKER_PARAMETERS = ["self", "node_id", "task", "task_run_id", "parameters", "context"]
 # how long a node's task run waits for an upstream node's task run to report its state: dbt
 # finished the upstream node before it started this one, so this is only Prefect's API time
 UPSTREAM_REPORT_TIMEOUT_S = 60.0
+# the name prefect-dbt gives every node's task (its function, ``execute_dbt_node``)
+NODE_TASK_NAME = "execute_dbt_node"
+# the logger Prefect's task engine (and prefect-dbt, for dbt's lines) logs task runs with
+TASK_RUN_LOGGER = "prefect.task_runs"
+
+
+class NodeLifecycleFilter(logging.Filter):
+    """Drops the task engine's own lines below WARNING for dbt node task runs.
+
+    That is "Finished in state Completed()" once per node: 600 log lines to the server and
+    the console for the state the node's task run already shows. dbt's own lines (at the
+    runner's log level) and every line of a failing node stay.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a node task run's engine line below WARNING."""
+        return not (
+            record.levelno < logging.WARNING
+            and getattr(record, "task_name", None) == NODE_TASK_NAME
+            and record.module == "task_engine"
+        )
+
+
+def install_node_log_filter() -> None:
+    """Add :class:`NodeLifecycleFilter` to the task-run logger (once per process)."""
+    logger = logging.getLogger(TASK_RUN_LOGGER)
+    if not any(isinstance(f, NodeLifecycleFilter) for f in logger.filters):
+        logger.addFilter(NodeLifecycleFilter())
 
 
 class NodeReports:
@@ -96,12 +134,16 @@ def start_node_task(
         state = None
         try:
             with detached:
-                state = run_task_sync(
+                # made as the engine would (same context, dynamic key, parents), plus the
+                # upstream task runs as wait_for inputs; the engine sends no Pending for it
+                task_run = create_task_run_locally(
                     task,
-                    task_run_id=task_run_id,
+                    id=task_run_id,
                     parameters=parameters,
                     wait_for=reports.upstream_states(tracker, node_id) or None,
-                    return_type="state",
+                )
+                state = run_task_sync(
+                    task, task_run=task_run, parameters=parameters, return_type="state"
                 )
         finally:
             tracker.set_task_result(node_id, state)

@@ -28,6 +28,14 @@ from orchestration.prefect.environment import prepare
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
 RETRIES_503 = 5  # as Prefect's own client (PREFECT_CLIENT_MAX_RETRIES): after 2, 4 … 32 s
+# Task-run states reach the server as events; its task-run recorder writes each one in its own
+# transaction by default (batch size 1): two per dbt node, the largest part of the server's
+# CPU on a 600-node flow run (BENCHMARKS.md). Batched, a state shows in the UI ≤ 1 s later.
+# The caller's environment wins.
+SERVER_SETTINGS = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+}
 
 
 class ServerStartError(RuntimeError):
@@ -98,6 +106,7 @@ def start(
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     env = {
+        **SERVER_SETTINGS,
         **os.environ,
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

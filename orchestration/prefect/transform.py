@@ -50,9 +50,10 @@ def invoke_build(
     from dbt_common.events.base_types import EventLevel
     from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
-    from orchestration.prefect.node_tasks import runner_class
+    from orchestration.prefect.node_tasks import install_node_log_filter, runner_class
 
     settings.apply_tool_env()
+    install_node_log_filter()
     project = project or dbt_project.of()
     runner_type = runner_class() if options.share_context else PrefectDbtRunner
     runner = runner_type(
@@ -67,7 +68,10 @@ def invoke_build(
     )
     before = set(threading.enumerate())
     try:
-        result = runner.invoke(["build", "--log-path", str(paths.state_dir() / "logs"), *args])
+        # the same --profile/--target as elt's other dbt invocations on this target folder
+        # (the quality gate's `dbt ls`): else each finds the other's partial parse stale
+        log_path = str(paths.state_dir() / "logs")
+        result = runner.invoke(["build", "--log-path", log_path, *project.profile_args(), *args])
     except ValueError as exc:  # prefect-dbt's wrapper for "dbt raised instead of running"
         raise StepError(f"dbt build could not run: {exc}") from None
     finally:

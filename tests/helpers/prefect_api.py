@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,4 +78,29 @@ def settled_task_runs(env: PrefectEnv, flow_run_id: str, expected: int) -> list[
         final = [run for run in task_runs if run["state_type"] in FINAL_STATES]
         if len(final) >= expected or time.monotonic() > deadline:
             return task_runs
+        time.sleep(0.5)
+
+
+def task_run_state_names(env: PrefectEnv, task_run_id: str) -> list[str]:
+    """The names of the states a task run went through, oldest first."""
+    states = env.api(f"/task_run_states/?task_run_id={task_run_id}", method="GET")
+    return [state["name"] for state in sorted(states, key=lambda state: state["timestamp"])]
+
+
+def flow_run_logs_once(
+    env: PrefectEnv, flow_run_id: str, ready: Callable[[list[dict]], bool]
+) -> list[dict]:
+    """The flow run's log lines, once ``ready(lines)`` holds (or after ``EVENTS_TIMEOUT_S``):
+    clients ship their log lines in batches, after the run's states."""
+    deadline = time.monotonic() + EVENTS_TIMEOUT_S
+    while True:
+        found: list[dict] = []
+        for offset in range(0, 100_000, PAGE):
+            body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": PAGE}
+            page = env.api("/logs/filter", {**body, "offset": offset})
+            found += page
+            if len(page) < PAGE:
+                break
+        if ready(found) or time.monotonic() > deadline:
+            return found
         time.sleep(0.5)

@@ -29,9 +29,12 @@ from tests.helpers.orchestrators import (
 )
 from tests.helpers.prefect_api import (
     PrefectEnv,
+    flow_run_logs_once,
     prefect_client_of,
     prefect_env_vars,
     settled_task_runs,
+    task_run_state_names,
+    task_runs_of,
 )
 
 pytestmark = pytest.mark.integration
@@ -212,6 +215,13 @@ def test_a_breached_duration_limit_sends_one_limit_exceeded_alert(env: Env, firs
     assert detail == [match[0]]
 
 
+def test_the_local_server_records_task_run_states_in_batches(env: Env):
+    # orchestration.prefect.server: two state events per dbt node, one transaction per event
+    # with Prefect's default batch size of 1
+    recorder = env.api("/admin/settings", method="GET")["server"]["services"]["task_run_recorder"]
+    assert (recorder["batch_size"], recorder["flush_interval"]) == (100, 1)
+
+
 def test_flow_run_shows_steps_and_dbt_nodes_as_task_runs(env: Env, first_run):
     state, _ = first_run
     flow_run_id = str(state.state_details.flow_run_id)
@@ -237,6 +247,57 @@ def test_flow_run_shows_steps_and_dbt_nodes_as_task_runs(env: Env, first_run):
     assert sum(run["name"].startswith("test ") for run in nodes) > 20
     # every node's task run reached a final state (none left "Running")
     assert {run["state_type"] for run in task_runs} == {"COMPLETED"}
+    # a node's task run is made before Prefect's engine runs it: it went Running →
+    # Completed (no Pending state sent), and still lists its upstream nodes' task runs
+    orders = names["model orders"]
+    assert task_run_state_names(env, orders["id"]) == ["Running", "Completed"]
+    by_id = {run["id"]: run["name"] for run in nodes}
+    upstream = {by_id[up["id"]] for up in orders["task_inputs"]["wait_for"]}
+    assert upstream and all(name.startswith("model ") for name in upstream), upstream
+
+
+def test_the_flows_dbt_build_reuses_the_quality_gates_partial_parse(env: Env, first_run):
+    # dbt_build (prefect-dbt) and the quality gate's `dbt ls` (elt.dbt, the run's last dbt
+    # call) share one target folder; with different --profile/--target each found the
+    # other's parse stale and parsed the whole project again, twice per flow run
+    from orchestration.prefect.transform import DbtOptions, invoke_build
+
+    log = paths.state_dir() / "logs" / "dbt.log"
+    before = log.stat().st_size if log.exists() else 0
+    outcome = invoke_build(["--select", "stg_shop__orders"], DbtOptions(log_level="info"))
+    built = {record.unique_id.rsplit(".", 1)[-1]: record.status for record in outcome.results}
+    assert outcome.success and built["stg_shop__orders"] == "success", built
+    with log.open() as text:
+        text.seek(before)
+        lines = text.read()
+    assert "Running with dbt" in lines
+    assert "Unable to do partial parsing" not in lines
+
+
+def _finished_lines(logs: list[dict], task_run_ids: set[str]) -> list[dict]:
+    """The task engine's "Finished in state …" lines of the given task runs."""
+    return [
+        line
+        for line in logs
+        if line["task_run_id"] in task_run_ids and line["message"].startswith("Finished in state")
+    ]
+
+
+def test_node_task_runs_ship_no_finished_line_the_steps_do(env: Env, first_run):
+    state, _ = first_run
+    flow_run_id = str(state.state_details.flow_run_id)
+    steps = plan_steps(env)
+    task_runs = task_runs_of(env, flow_run_id)
+    step_ids = {run["id"] for run in task_runs if run["name"] in steps}
+    node_ids = {run["id"] for run in task_runs if run["name"] not in steps}
+    # the steps' lines are shipped after dbt_build's nodes': once every step's line is there,
+    # a node's would be too
+    logs = flow_run_logs_once(
+        env, flow_run_id, lambda lines: len(_finished_lines(lines, step_ids)) >= len(steps)
+    )
+    assert len(_finished_lines(logs, step_ids)) == len(steps)
+    assert len(node_ids) > 100
+    assert _finished_lines(logs, node_ids) == []
 
 
 def test_flow_run_creates_summary_and_quality_artifacts(env: Env, first_run):
@@ -338,6 +399,16 @@ def test_failing_dbt_test_fails_the_flow_blocks_publish_and_alerts(env: Env, fai
     failed_names = {run["name"] for run in task_runs if run["state_type"] == "FAILED"}
     assert "quality_gate" in failed_names
     assert any(name.startswith("test ") for name in failed_names), failed_names
+    # a failed node's task run still ships its lines (only passing nodes' are dropped)
+    failed_nodes = {
+        run["id"] for run in task_runs if run["state_type"] == "FAILED" and " " in run["name"]
+    }
+    logs = flow_run_logs_once(
+        env, flow_run_id, lambda lines: len(_finished_lines(lines, failed_nodes)) >= 1
+    )
+    errors = _finished_lines(logs, failed_nodes)
+    assert errors and all(line["level"] >= 40 for line in errors), errors
+    assert all("Failed" in line["message"] for line in errors)
     # a failed data test is not retried (the test config retries steps once): dbt_build
     # succeeded with a failed test in it, and the gate never retries
     by_name = {run["name"]: run for run in task_runs}

@@ -320,6 +320,11 @@ def test_prefect_values_match_the_locked_prefect_and_the_work_pool() -> None:
     }
     assert server["service"]["type"] == "ClusterIP"
     assert server["secret"] == {"create": False, "name": "prefect-db"}
+    # the cluster's server records task-run states in batches, as the local one does
+    from orchestration.prefect.server import SERVER_SETTINGS
+
+    env = {item["name"]: item["value"] for item in server["server"]["env"]}
+    assert {key: env.get(key) for key in SERVER_SETTINGS} == SERVER_SETTINGS
 
 
 def test_prefect_base_job_template_is_the_one_the_docs_load() -> None:
