@@ -57,6 +57,8 @@ def _config() -> dict:
 def env(pg, prefect_server: str, tmp_path_factory) -> Iterator[PrefectEnv]:
     home = tmp_path_factory.mktemp("lifecycle-parity")
     extra = {k: v for k, v in prefect_env_vars(home).items() if k not in DBT_FOLDERS}
+    # `elt prefect serve` asks for the downstream's triggered run every second, not every 10
+    extra["PREFECT_RUNNER_POLL_FREQUENCY"] = "1"
     with (
         isolated_env(
             pg,
