@@ -44,7 +44,7 @@ format: setup  ## apply ruff formatting and sqlfluff fixes
 	.venv/bin/ruff check --fix .
 
 test: setup lint browser redis  ## the full suite: lint, unit and integration tests (what CI runs)
-	.venv/bin/pytest -q -n 2 --dist loadfile --durations=30 tests
+	.venv/bin/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=30 tests
 
 .PHONY: browser
 browser:  ## Debian's chromium for the browser tests (apt-get, as root, only when missing)

@@ -81,6 +81,15 @@ def _airflow_executable() -> str:
     return str(Path(sys.executable).with_name("airflow"))
 
 
+def service_command(name: str, executor: str = "local") -> list[str]:
+    """The command line of one of :data:`PROCESSES`. The LocalExecutor's scheduler imports the
+    task modules first (:mod:`orchestration.airflow.preload`): the workers it forks, and each
+    task process they fork, inherit them instead of importing them again per task."""
+    if name == "scheduler" and executor == "local":
+        return [sys.executable, "-m", "orchestration.airflow.preload", *PROCESSES[name]]
+    return [_airflow_executable(), *PROCESSES[name]]
+
+
 def _is_ours(pid: int, started: float | None) -> bool:
     try:
         process = psutil.Process(pid)
@@ -197,8 +206,8 @@ def up(
     env, conn = prepare(port, progress)
     if executor == "celery":
         env = _start_celery(env, conn, workers, progress)
-    for name, args in PROCESSES.items():
-        _spawn(name, [_airflow_executable(), *args], env)
+    for name in PROCESSES:
+        _spawn(name, service_command(name, executor), env)
     port_file().write_text(str(port))
     progress("waiting for the api-server…")
     _wait_ready(port)

@@ -22,6 +22,7 @@ from tests.helpers.warehouse import rows
 
 pytestmark = pytest.mark.integration
 
+PROJECT_RETRIES = "retries: {count: 2, delay: 1m}"  # jaffle_daily's, in pipelines.yml
 SKIPPED_DIRS = {".venv", ".git", "node_modules", "__pycache__", ".ruff_cache", ".pytest_cache"}
 
 
@@ -96,11 +97,27 @@ def _private(path: Path) -> bool:
     return inside and stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
 
 
-def test_sentinel_secrets_appear_in_no_log_record_or_file(pg, demo_sources, alert_receiver):
+def _quick_retries_config(folder: Path) -> Path:
+    """The project's ``pipelines.yml`` with jaffle_daily's retries kept (two) but 1 s apart:
+    the failing run retries its ingest as in production, without two idle minutes."""
+    text = paths.config_file().read_text()
+    assert text.count(PROJECT_RETRIES) == 1, f"pipelines.yml no longer says {PROJECT_RETRIES}"
+    config = folder / "pipelines.yml"
+    config.write_text(text.replace(PROJECT_RETRIES, "retries: {count: 2, delay: 1s}"))
+    return config
+
+
+def test_sentinel_secrets_appear_in_no_log_record_or_file(
+    pg, demo_sources, alert_receiver, tmp_path
+):
     alert_sentinel = f"SENTINEL-alert-{secrets.token_hex(8)}"
     wrong_password = f"SENTINEL-pw-{secrets.token_hex(8)}"
     port = alert_receiver.server_address[1]
-    env = {**os.environ, "ALERT_URL": f"json://127.0.0.1:{port}/{alert_sentinel}"}
+    env = {
+        **os.environ,
+        "ALERT_URL": f"json://127.0.0.1:{port}/{alert_sentinel}",
+        "ELT_CONFIG": str(_quick_retries_config(tmp_path)),
+    }
     # secrets that must appear nowhere at all
     never = [alert_sentinel, wrong_password]
     # secrets that may live only in 0600 files under .elt/
@@ -118,6 +135,7 @@ def test_sentinel_secrets_appear_in_no_log_record_or_file(pg, demo_sources, aler
     bad = _elt_run({**env, "SHOP_DB_URL": _with_password(env["SHOP_DB_URL"], wrong_password)})
     assert bad.returncode != 0
     assert "ingest_shop" in bad.stdout + bad.stderr
+    assert "ingest_shop failed (attempt 2), retrying" in bad.stdout + bad.stderr
     assert "password authentication failed" in bad.stdout + bad.stderr
 
     # the failure was alerted (so the alert URL was used), and the alert quotes no secret

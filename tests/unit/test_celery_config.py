@@ -1,4 +1,5 @@
-"""Our Celery workers run with Airflow's Celery settings plus modules imported once per worker."""
+"""Our Airflow workers import the task modules once: Celery workers through Airflow's Celery
+settings plus those modules, the LocalExecutor's scheduler before it forks its workers."""
 
 from __future__ import annotations
 
@@ -23,3 +24,19 @@ def test_the_executor_environment_names_that_config():
     module, _, attribute = env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"].rpartition(".")
     assert attribute == "CELERY_CONFIG"
     assert hasattr(importlib.import_module(module), attribute)
+
+
+def test_the_local_scheduler_imports_the_task_modules_before_it_forks():
+    from orchestration.airflow import local, preload
+
+    scheduler = local.service_command("scheduler")
+    assert scheduler[1:] == [
+        "-m",
+        "orchestration.airflow.preload",
+        "scheduler",
+        "--skip-serve-logs",
+    ]
+    assert local.service_command("scheduler", executor="celery")[1:] == scheduler[3:]
+    assert local.service_command("api-server")[1:] == ["api-server"]
+    missing = [name for name in preload.PRELOADED if importlib.util.find_spec(name) is None]
+    assert missing == []
