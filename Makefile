@@ -85,7 +85,7 @@ k8s-validate:  ## render the k8s overlays and check them offline: schema, checko
 
 .PHONY: bench bench-quick bench-ingest
 
-bench: setup  ## every benchmark at full scale, 3 rounds (~45 min); tables into BENCHMARKS.md
+bench: setup  ## every benchmark at full scale, 3 rounds (~100 min on 2 cores); tables into BENCHMARKS.md
 	.venv/bin/python -m bench full
 
 bench-quick: setup  ## smoke run: every case family at a small scale (< 5 min)

@@ -41,8 +41,8 @@ SUITES: dict[str, Suite] = {
         base_years=1.0,
         ingest_factors=(3, 10),
     ),
-    # every case at full scale (3 rounds), then the other bench scripts; sized to finish in
-    # ≲ 45 minutes on a shared 2-core machine: database ingestion at 1.08M rows only (`make
+    # every case at full scale (3 rounds), then the other bench scripts; ≈ 100 minutes on a
+    # shared 2-core machine (2026-12-04): database ingestion at 1.08M rows only (`make
     # bench-ingest` adds 325k), files of 1 jafgen year (108k rows) and ten (1.08M rows), 5
     # years of tweets (109k)
     "full": Suite(
