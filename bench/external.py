@@ -25,6 +25,12 @@ SCRIPTS: dict[str, tuple[str, list[str], str]] = {
         "the marts of the last `elt run` in the benchmark warehouse (the e2e case)",
     ),
     "airflow_parse": ("airflow_parse.py", [], ""),
+    # issue 21's `elt airflow test` vs `elt run` on the whole demo pipeline (ingest to publish)
+    "airflow_e2e": (
+        "airflow_parse.py",
+        ["--e2e", "jaffle_daily", "--own-demo", "0.1", "--repeats", "3"],
+        "its own state folder with the 0.1-year demo",
+    ),
     "prefect_vs_dbt": ("prefect_vs_dbt.py", ["--repeats", "3"], "its own state folder"),
     # the same variants on the 200-model project airflow_parse.py generates (issue 21)
     "prefect_vs_dbt_generated": (
@@ -35,7 +41,7 @@ SCRIPTS: dict[str, tuple[str, list[str], str]] = {
     "scheduled": ("scheduled.py", ["--repeats", "2"], "its own state folder, Redis"),
 }
 # scripts that start their own warehouse in $BENCH_HOME
-OWN_HOME = {"prefect_vs_dbt", "prefect_vs_dbt_generated", "scheduled"}
+OWN_HOME = {"prefect_vs_dbt", "prefect_vs_dbt_generated", "airflow_e2e", "scheduled"}
 
 
 def script_env(name: str, env: dict[str, str]) -> dict[str, str]:

@@ -29,6 +29,7 @@ all day). The warehouse's PostgreSQL is counted for no variant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -37,6 +38,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -286,11 +288,28 @@ def _service_run(service: Airflow | Prefect) -> dict:
     return {**measured, "peak_mib": sampler.peak / MIB, "idle_mib": sampler.idle / MIB}
 
 
-def measure(repeats: int, years: float) -> dict[str, list[dict]]:
-    """Setup, then a warm-up round and ``repeats`` measured rounds; samples per variant."""
+@contextlib.contextmanager
+def demo_home(years: float) -> Iterator[dict[str, str]]:
+    """The benchmark's own state folder with ``years`` of demo data loaded once by ``elt run
+    jaffle_daily``; yields the environment of commands that use it; the demo API and the
+    warehouse are stopped afterwards."""
     from elt import demo
 
     env = _setup(years)
+    try:
+        yield env
+    finally:
+        demo.stop_api()
+        _checked(_elt("down"), env, "elt down (the bench's warehouse)", timeout=120)
+
+
+def measure(repeats: int, years: float) -> dict[str, list[dict]]:
+    """Setup, then a warm-up round and ``repeats`` measured rounds; samples per variant."""
+    with demo_home(years) as env:
+        return _measure(env, repeats)
+
+
+def _measure(env: dict[str, str], repeats: int) -> dict[str, list[dict]]:
     airflow = prefect = None
     samples: dict[str, list[dict]] = {name: [] for name in VARIANTS}
     try:
@@ -311,8 +330,6 @@ def measure(repeats: int, years: float) -> dict[str, list[dict]]:
         for service in (prefect, airflow):
             if service is not None:
                 service.stop()
-        demo.stop_api()
-        _checked(_elt("down"), env, "elt down (the bench's warehouse)", timeout=120)
     return samples
 
 

@@ -55,6 +55,7 @@ SUITES: dict[str, Suite] = {
             "prefect_vs_dbt",
             "prefect_vs_dbt_generated",
             "airflow_parse",
+            "airflow_e2e",
             "scheduled",
         ),
         base_years=1.0,

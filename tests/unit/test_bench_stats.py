@@ -269,6 +269,7 @@ def test_suites_keep_the_issue_requirements():
     # the end-to-end curve at 1×, 10×, 100×
     others = {"publish", "gx_vs_sql", "prefect_vs_dbt", "airflow_parse", "scheduled"}
     others.add("prefect_vs_dbt_generated")  # issue 21: orchestration on the 200-model project
+    others.add("airflow_e2e")  # issue 21: `elt airflow test` vs `elt run`, whole demo pipeline
     assert set(ALL_CASES) | others == set(full.cases)
     assert full.publish_scales == (100, 1000)  # issue 21: publish from 100× to 1000×
     assert full.repeats >= 3 and (full.e2e_repeats or full.repeats) >= 3
