@@ -18,6 +18,7 @@ scheduler this way (the Celery workers get them through Celery's ``imports``, se
 from __future__ import annotations
 
 import importlib
+import runpy
 import sys
 
 PRELOADED = (
@@ -39,10 +40,10 @@ def import_all() -> None:
 def main(args: list[str]) -> None:
     """Run the Airflow command ``args`` (as ``airflow ARGS…``) after :func:`import_all`."""
     import_all()
-    from airflow.__main__ import main as airflow_main
-
     sys.argv = ["airflow", *args]
-    airflow_main()
+    # as `python -m airflow ARGS…` runs it: Airflow's CLI without importing its private
+    # ``airflow.__main__`` by name (tests/unit/test_private_api.py)
+    runpy.run_module("airflow", run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":
